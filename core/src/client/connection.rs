@@ -1,0 +1,94 @@
+//! One client connection to one proxy, (re)established on demand.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use super::Error;
+use crate::codec::CodecParams;
+use crate::protocol::{
+    ClientHello, ClientReply, ClientRequest, DEFAULT_MAX_FRAME_LEN, Decode, Encode, ErrorReply,
+    FrameReader, FrameWriter, Hello, Mux, Welcome,
+};
+
+/// The multiplexed connection type used for client traffic.
+pub(crate) type ClientMux = Mux<ClientRequest, ClientReply>;
+
+/// What the proxy told us in its Welcome.
+#[derive(Clone)]
+pub(crate) struct Session {
+    pub(crate) mux: ClientMux,
+    pub(crate) max_frame_len: u32,
+    pub(crate) default_params: CodecParams,
+}
+
+/// A lazily (re)connected link to one proxy.
+pub(crate) struct ProxyLink {
+    addr: String,
+    name: String,
+    connect_timeout: Duration,
+    session: Mutex<Option<Session>>,
+}
+
+impl ProxyLink {
+    pub(crate) fn new(addr: String, name: String, connect_timeout: Duration) -> Self {
+        ProxyLink {
+            addr,
+            name,
+            connect_timeout,
+            session: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The current session, connecting first if there is none or it closed.
+    pub(crate) async fn session(&self) -> Result<Session, Error> {
+        let mut slot = self.session.lock().await;
+        if let Some(session) = slot.as_ref()
+            && !session.mux.is_closed()
+        {
+            return Ok(session.clone());
+        }
+        let session = tokio::time::timeout(self.connect_timeout, self.connect())
+            .await
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "connecting to proxy {} timed out after {:?}",
+                    self.addr, self.connect_timeout
+                ))
+            })??;
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+
+    async fn connect(&self) -> Result<Session, Error> {
+        let stream = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|err| Error::Unavailable(format!("cannot connect to proxy {}: {err}", self.addr)))?;
+        stream.set_nodelay(true).map_err(|err| Error::Unavailable(err.to_string()))?;
+        let (read, write) = stream.into_split();
+        let mut reader = FrameReader::new(read, DEFAULT_MAX_FRAME_LEN);
+        let mut writer = FrameWriter::new(write);
+        let hello = Hello::Client(ClientHello {
+            name: self.name.clone(),
+        });
+        writer
+            .send(&hello.encode(0))
+            .await
+            .map_err(|err| Error::Unavailable(format!("proxy {}: {err}", self.addr)))?;
+        let frame = reader.read_frame().await?.ok_or_else(|| {
+            Error::Unavailable(format!("proxy {} closed the connection during the handshake", self.addr))
+        })?;
+        let welcome = <Result<Welcome, ErrorReply>>::decode(frame)??;
+        reader.set_max_frame_len(welcome.max_frame_len.max(DEFAULT_MAX_FRAME_LEN));
+        Ok(Session {
+            mux: Mux::start(reader, writer, None),
+            max_frame_len: welcome.max_frame_len,
+            default_params: welcome.default_params,
+        })
+    }
+}

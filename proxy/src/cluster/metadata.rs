@@ -1,0 +1,592 @@
+//! What the proxy knows about objects: versions, placement, capacity, LRU
+//! order, and PUTs in progress.
+//!
+//! This is plain synchronous state behind one lock, kept free of I/O: every
+//! method returns what must be done on the network (chunks to drop, waiters
+//! to answer) and the caller does it after releasing the lock.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use infinicache::CodecParams;
+use infinicache::codec::ChunkHeader;
+use infinicache::protocol::{ErrorCode, ErrorReply, Key, stored_chunk_cost};
+use lru::LruCache;
+use tokio::sync::oneshot;
+
+/// Index of a node in the pool.
+pub type NodeId = u32;
+
+/// A committed, visible object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub version: u64,
+    pub size: u64,
+    pub params: CodecParams,
+    /// Capacity one chunk of this object takes on its node.
+    pub chunk_cost: u64,
+    /// The node holding each chunk; `None` once that node lost its memory.
+    pub placement: Vec<Option<NodeId>>,
+}
+
+/// Where one chunk lives (or lived), for fetching or dropping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkLoc {
+    pub node: NodeId,
+    pub key: Key,
+    pub version: u64,
+    pub index: u8,
+}
+
+/// The outcome a PUT's chunk requests wait for.
+pub type PutOutcome = Result<u64, ErrorReply>;
+
+/// A PUT whose chunks are still arriving or being stored.
+#[derive(Debug)]
+struct PendingPut {
+    version: u64,
+    header: ChunkHeader,
+    placement: Vec<NodeId>,
+    chunk_cost: u64,
+    joined: Vec<bool>,
+    stored: Vec<bool>,
+    reported: usize,
+    error: Option<ErrorReply>,
+    waiters: Vec<oneshot::Sender<PutOutcome>>,
+    started: Instant,
+}
+
+/// A chunk's place in a PUT: which version and node it goes to, and where
+/// the PUT's outcome will be announced.
+#[derive(Debug)]
+pub struct Joined {
+    pub version: u64,
+    pub node: NodeId,
+    pub outcome: oneshot::Receiver<PutOutcome>,
+    /// Chunks of objects evicted to make room; drop them from their nodes.
+    pub evicted: Vec<ChunkLoc>,
+}
+
+/// The PUT a chunk belonged to was abandoned before the chunk reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired;
+
+/// A PUT that has finished, one way or the other.
+#[derive(Debug)]
+pub struct Finished {
+    pub outcome: PutOutcome,
+    pub waiters: Vec<oneshot::Sender<PutOutcome>>,
+    /// Chunks to drop: the replaced version's after a commit, or the stored
+    /// ones of an aborted PUT.
+    pub garbage: Vec<ChunkLoc>,
+}
+
+impl Finished {
+    /// Tells every chunk request of the PUT how it ended.
+    pub fn announce(&mut self) {
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(self.outcome.clone());
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NodeUsage {
+    used: u64,
+    capacity: u64,
+}
+
+/// Object metadata, placement and capacity accounting for the whole pool.
+#[derive(Debug)]
+pub struct Metadata {
+    objects: LruCache<Key, ObjectMeta>,
+    pending: HashMap<(Key, u64), PendingPut>,
+    nodes: Vec<NodeUsage>,
+    next_version: u64,
+    rotation: usize,
+}
+
+impl Metadata {
+    /// Empty metadata for `pool_size` nodes of `capacity` bytes each.
+    pub fn new(pool_size: usize, capacity: u64) -> Self {
+        Metadata {
+            objects: LruCache::unbounded(),
+            pending: HashMap::new(),
+            nodes: vec![NodeUsage { used: 0, capacity }; pool_size],
+            next_version: 1,
+            rotation: 0,
+        }
+    }
+
+    /// Registers one chunk of a PUT, starting the PUT on its first chunk:
+    /// the version is assigned and every chunk's node is chosen (evicting
+    /// least recently used objects if the pool is full) at that moment.
+    pub fn join_put(
+        &mut self,
+        key: &Key,
+        put_id: u64,
+        header: &ChunkHeader,
+        now: Instant,
+    ) -> Result<Joined, ErrorReply> {
+        let index = usize::from(header.index);
+        let mut evicted = Vec::new();
+        let pending_key = (key.clone(), put_id);
+        if !self.pending.contains_key(&pending_key) {
+            let total = header.params.total_shards();
+            if total > self.nodes.len() {
+                return Err(ErrorReply::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "{total} chunks per object need {total} distinct nodes; the pool has {}",
+                        self.nodes.len()
+                    ),
+                ));
+            }
+            let chunk_cost = stored_chunk_cost(key.len(), header.body_len());
+            let placement = self.place(total, chunk_cost, &mut evicted)?;
+            let version = self.next_version;
+            self.next_version += 1;
+            self.pending.insert(
+                pending_key.clone(),
+                PendingPut {
+                    version,
+                    header: header.with_version(0),
+                    placement,
+                    chunk_cost,
+                    joined: vec![false; total],
+                    stored: vec![false; total],
+                    reported: 0,
+                    error: None,
+                    waiters: Vec::new(),
+                    started: now,
+                },
+            );
+        }
+        let put = self
+            .pending
+            .get_mut(&pending_key)
+            .ok_or_else(|| ErrorReply::new(ErrorCode::Internal, "pending PUT vanished"))?;
+        let same_object = ChunkHeader {
+            index: put.header.index,
+            body_crc: put.header.body_crc,
+            ..header.with_version(0)
+        } == put.header;
+        if !same_object {
+            return Err(ErrorReply::new(
+                ErrorCode::InvalidArgument,
+                "chunk disagrees with the other chunks of this PUT (k, r or object length)",
+            ));
+        }
+        if put.joined[index] {
+            return Err(ErrorReply::new(
+                ErrorCode::InvalidArgument,
+                format!("chunk {index} was already sent for this PUT"),
+            ));
+        }
+        put.joined[index] = true;
+        let (tx, rx) = oneshot::channel();
+        put.waiters.push(tx);
+        Ok(Joined {
+            version: put.version,
+            node: put.placement[index],
+            outcome: rx,
+            evicted,
+        })
+    }
+
+    /// Records whether a chunk of a PUT was stored. When it was the last
+    /// chunk to report, the PUT commits (all stored) or aborts, and the
+    /// result says whom to tell and what to clean up.
+    ///
+    /// Fails with [`Expired`] if the PUT is no longer pending: the caller
+    /// should drop the chunk it just stored.
+    pub fn chunk_done(
+        &mut self,
+        key: &Key,
+        put_id: u64,
+        index: u8,
+        result: Result<(), ErrorReply>,
+    ) -> Result<Option<Finished>, Expired> {
+        let pending_key = (key.clone(), put_id);
+        let Some(put) = self.pending.get_mut(&pending_key) else {
+            return Err(Expired);
+        };
+        put.reported += 1;
+        match result {
+            Ok(()) => put.stored[usize::from(index)] = true,
+            Err(err) => {
+                put.error.get_or_insert(err);
+            }
+        }
+        if put.reported < put.placement.len() {
+            return Ok(None);
+        }
+        let Some(put) = self.pending.remove(&pending_key) else {
+            return Ok(None);
+        };
+        Ok(Some(match put.error.clone() {
+            Some(err) => self.abort(key, put, err),
+            None => self.commit(key, put),
+        }))
+    }
+
+    /// Abandons PUTs that started before `deadline` (a client that never sent
+    /// all chunks).
+    pub fn expire_puts(&mut self, deadline: Instant) -> Vec<Finished> {
+        let expired: Vec<(Key, u64)> = self
+            .pending
+            .iter()
+            .filter(|(_, put)| put.started < deadline)
+            .map(|(id, _)| id.clone())
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| {
+                let put = self.pending.remove(&id)?;
+                let err = ErrorReply::new(ErrorCode::Aborted, "PUT timed out waiting for its chunks");
+                Some(self.abort(&id.0, put, err))
+            })
+            .collect()
+    }
+
+    fn commit(&mut self, key: &Key, put: PendingPut) -> Finished {
+        let object = ObjectMeta {
+            version: put.version,
+            size: put.header.object_len,
+            params: put.header.params,
+            chunk_cost: put.chunk_cost,
+            placement: put.placement.iter().copied().map(Some).collect(),
+        };
+        let mut garbage = Vec::new();
+        match self.objects.peek(key) {
+            // A newer version committed first (the PUTs were concurrent):
+            // this one is ordered before it and is simply superseded.
+            Some(current) if current.version > put.version => {
+                garbage = self.release(key, &object);
+            }
+            _ => {
+                if let Some(old) = self.objects.put(key.clone(), object) {
+                    garbage = self.release(key, &old);
+                }
+            }
+        }
+        Finished {
+            outcome: Ok(put.version),
+            waiters: put.waiters,
+            garbage,
+        }
+    }
+
+    fn abort(&mut self, key: &Key, put: PendingPut, err: ErrorReply) -> Finished {
+        let mut garbage = Vec::new();
+        for (index, &node) in put.placement.iter().enumerate() {
+            let usage = &mut self.nodes[node as usize];
+            usage.used = usage.used.saturating_sub(put.chunk_cost);
+            if put.stored[index] {
+                garbage.push(ChunkLoc {
+                    node,
+                    key: key.clone(),
+                    version: put.version,
+                    index: index as u8,
+                });
+            }
+        }
+        Finished {
+            outcome: Err(err),
+            waiters: put.waiters,
+            garbage,
+        }
+    }
+
+    /// Chooses `total` distinct nodes with room for a chunk each, evicting
+    /// least recently used objects until they exist, and reserves the room.
+    fn place(
+        &mut self,
+        total: usize,
+        chunk_cost: u64,
+        evicted: &mut Vec<ChunkLoc>,
+    ) -> Result<Vec<NodeId>, ErrorReply> {
+        let fits = |usage: &NodeUsage| usage.capacity.saturating_sub(usage.used) >= chunk_cost;
+        if self.nodes.iter().filter(|usage| usage.capacity >= chunk_cost).count() < total {
+            return Err(ErrorReply::new(
+                ErrorCode::TooLarge,
+                format!("a chunk of {chunk_cost} bytes does not fit on {total} nodes of this pool"),
+            ));
+        }
+        loop {
+            let candidates = self.nodes.iter().filter(|usage| fits(usage)).count();
+            if candidates >= total {
+                break;
+            }
+            let Some((key, object)) = self.objects.pop_lru() else {
+                return Err(ErrorReply::new(
+                    ErrorCode::TooLarge,
+                    "the pool has no room for this object even when empty",
+                ));
+            };
+            tracing::debug!(%key, version = object.version, "evicting least recently used object");
+            evicted.extend(self.release(&key, &object));
+        }
+        // Emptiest nodes first; ties rotate so equal nodes share the load.
+        let n = self.nodes.len();
+        let rotation = self.rotation;
+        self.rotation = (self.rotation + 1) % n;
+        let mut order: Vec<usize> = (0..n).filter(|&i| fits(&self.nodes[i])).collect();
+        order.sort_by_key(|&i| {
+            let usage = self.nodes[i];
+            (
+                std::cmp::Reverse(usage.capacity - usage.used),
+                (i + n - rotation) % n,
+            )
+        });
+        order.truncate(total);
+        for &i in &order {
+            self.nodes[i].used += chunk_cost;
+        }
+        Ok(order.into_iter().map(|i| i as NodeId).collect())
+    }
+
+    /// Returns an object's room to its nodes; lists its chunks to drop.
+    fn release(&mut self, key: &Key, object: &ObjectMeta) -> Vec<ChunkLoc> {
+        let mut chunks = Vec::new();
+        for (index, node) in object.placement.iter().enumerate() {
+            let Some(node) = *node else { continue };
+            let usage = &mut self.nodes[node as usize];
+            usage.used = usage.used.saturating_sub(object.chunk_cost);
+            chunks.push(ChunkLoc {
+                node,
+                key: key.clone(),
+                version: object.version,
+                index: index as u8,
+            });
+        }
+        chunks
+    }
+
+    /// The object under `key`, marking it most recently used.
+    pub fn get(&mut self, key: &Key) -> Option<ObjectMeta> {
+        self.objects.get(key).cloned()
+    }
+
+    /// Whether `key` exists (without touching the LRU order).
+    pub fn contains(&self, key: &Key) -> bool {
+        self.objects.contains(key)
+    }
+
+    /// Removes `key`; returns its chunks to drop, if it existed.
+    pub fn remove(&mut self, key: &Key) -> Option<Vec<ChunkLoc>> {
+        let object = self.objects.pop(key)?;
+        Some(self.release(key, &object))
+    }
+
+    /// A node came back as a new environment with its memory gone: its
+    /// chunks are lost and its room is free again.
+    pub fn node_lost_memory(&mut self, node: NodeId) -> usize {
+        let mut lost = 0;
+        for (_, object) in self.objects.iter_mut() {
+            for slot in object.placement.iter_mut() {
+                if *slot == Some(node) {
+                    *slot = None;
+                    lost += 1;
+                }
+            }
+        }
+        // Chunks of pending PUTs placed there keep their reservation.
+        let reserved: u64 = self
+            .pending
+            .values()
+            .map(|put| put.chunk_cost * put.placement.iter().filter(|&&n| n == node).count() as u64)
+            .sum();
+        if let Some(usage) = self.nodes.get_mut(node as usize) {
+            usage.used = reserved;
+        }
+        lost
+    }
+
+    /// Records a node's own figure for its capacity.
+    pub fn set_capacity(&mut self, node: NodeId, capacity: u64) {
+        if let Some(usage) = self.nodes.get_mut(node as usize) {
+            usage.capacity = capacity;
+        }
+    }
+
+    /// Number of visible objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether there are no visible objects.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Bytes reserved on each node.
+    pub fn node_used(&self, node: NodeId) -> u64 {
+        self.nodes.get(node as usize).map_or(0, |usage| usage.used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use infinicache::ObjectCodec;
+
+    use super::*;
+
+    fn key(name: &str) -> Key {
+        Key::try_from(name).expect("key")
+    }
+
+    fn headers(k: usize, r: usize, len: usize) -> Vec<ChunkHeader> {
+        let codec = ObjectCodec::new(CodecParams::new(k, r).expect("params"));
+        codec
+            .encode(&Bytes::from(vec![1u8; len]), 0)
+            .expect("encode")
+            .into_iter()
+            .map(|chunk| chunk.header)
+            .collect()
+    }
+
+    /// Runs a whole PUT through the metadata, every chunk succeeding.
+    fn put(meta: &mut Metadata, name: &str, k: usize, r: usize, len: usize) -> (u64, Vec<ChunkLoc>) {
+        let now = Instant::now();
+        let mut version = 0;
+        let mut garbage = Vec::new();
+        let hs = headers(k, r, len);
+        for h in &hs {
+            let joined = meta.join_put(&key(name), 7, h, now).expect("join");
+            version = joined.version;
+            garbage.extend(joined.evicted);
+        }
+        for h in &hs {
+            if let Some(mut finished) = meta.chunk_done(&key(name), 7, h.index, Ok(())).expect("pending") {
+                assert_eq!(finished.outcome, Ok(version));
+                finished.announce();
+                garbage.extend(finished.garbage);
+            }
+        }
+        (version, garbage)
+    }
+
+    #[test]
+    fn chunks_go_to_distinct_nodes() {
+        let mut meta = Metadata::new(12, 1 << 30);
+        put(&mut meta, "a", 10, 2, 1000);
+        let object = meta.get(&key("a")).expect("committed");
+        let mut nodes: Vec<_> = object.placement.iter().flatten().collect();
+        nodes.sort();
+        nodes.dedup();
+        assert_eq!(nodes.len(), 12);
+    }
+
+    #[test]
+    fn invisible_until_every_chunk_is_stored() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let hs = headers(2, 2, 100);
+        for h in &hs {
+            meta.join_put(&key("a"), 1, h, Instant::now()).expect("join");
+        }
+        for h in &hs[..3] {
+            assert!(meta.chunk_done(&key("a"), 1, h.index, Ok(())).expect("pending").is_none());
+            assert!(!meta.contains(&key("a")));
+        }
+        let finished = meta.chunk_done(&key("a"), 1, 3, Ok(())).expect("pending").expect("finished");
+        assert!(finished.outcome.is_ok());
+        assert!(meta.contains(&key("a")));
+    }
+
+    #[test]
+    fn a_failed_chunk_aborts_and_frees_the_room() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let hs = headers(2, 2, 100);
+        for h in &hs {
+            meta.join_put(&key("a"), 1, h, Instant::now()).expect("join");
+        }
+        let mut finished = None;
+        for h in &hs {
+            let result = if h.index == 2 {
+                Err(ErrorReply::new(ErrorCode::Unavailable, "node down"))
+            } else {
+                Ok(())
+            };
+            finished = meta.chunk_done(&key("a"), 1, h.index, result).expect("pending");
+        }
+        let finished = finished.expect("finished");
+        assert!(finished.outcome.is_err());
+        assert_eq!(finished.garbage.len(), 3, "stored chunks must be dropped");
+        assert!(!meta.contains(&key("a")));
+        assert!((0..4).all(|n| meta.node_used(n) == 0));
+    }
+
+    #[test]
+    fn overwrite_replaces_and_garbage_collects_the_old_version() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let (v1, _) = put(&mut meta, "a", 2, 2, 100);
+        let (v2, garbage) = put(&mut meta, "a", 2, 2, 100);
+        assert!(v2 > v1);
+        assert_eq!(garbage.len(), 4);
+        assert!(garbage.iter().all(|loc| loc.version == v1));
+        assert_eq!(meta.get(&key("a")).expect("object").version, v2);
+    }
+
+    #[test]
+    fn lru_eviction_makes_room_and_spares_recent_objects() {
+        // Each node holds two chunks of a 2+2 object of 4000 bytes.
+        let cost = stored_chunk_cost(1, 2000);
+        let mut meta = Metadata::new(4, 2 * cost);
+        put(&mut meta, "a", 2, 2, 4000);
+        put(&mut meta, "b", 2, 2, 4000);
+        meta.get(&key("a")); // a is now more recent than b
+        let (_, garbage) = put(&mut meta, "c", 2, 2, 4000);
+        assert!(meta.contains(&key("a")) && meta.contains(&key("c")));
+        assert!(!meta.contains(&key("b")), "b was least recently used");
+        assert_eq!(garbage.len(), 4);
+        assert!(garbage.iter().all(|loc| loc.key == key("b")));
+    }
+
+    #[test]
+    fn objects_larger_than_the_pool_are_refused() {
+        let mut meta = Metadata::new(4, 1000);
+        let h = headers(2, 2, 10_000);
+        let err = meta.join_put(&key("a"), 1, &h[0], Instant::now()).expect_err("too large");
+        assert_eq!(err.code, ErrorCode::TooLarge);
+        let err = Metadata::new(3, 1 << 30)
+            .join_put(&key("a"), 1, &h[0], Instant::now())
+            .expect_err("too few nodes");
+        assert_eq!(err.code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn duplicate_and_inconsistent_chunks_are_refused() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let h = headers(2, 2, 100);
+        meta.join_put(&key("a"), 1, &h[0], Instant::now()).expect("join");
+        assert!(meta.join_put(&key("a"), 1, &h[0], Instant::now()).is_err());
+        let other = headers(2, 2, 300);
+        assert!(meta.join_put(&key("a"), 1, &other[1], Instant::now()).is_err());
+    }
+
+    #[test]
+    fn expired_puts_are_aborted() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let h = headers(2, 2, 100);
+        let start = Instant::now();
+        meta.join_put(&key("a"), 1, &h[0], start).expect("join");
+        let finished = meta.expire_puts(start + std::time::Duration::from_secs(1));
+        assert_eq!(finished.len(), 1);
+        assert!(finished[0].outcome.is_err());
+        assert!(meta.chunk_done(&key("a"), 1, 0, Ok(())).is_err(), "late chunk must be dropped");
+    }
+
+    #[test]
+    fn lost_node_memory_marks_chunks_lost() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        put(&mut meta, "a", 2, 2, 100);
+        assert_eq!(meta.node_lost_memory(1), 1);
+        let object = meta.get(&key("a")).expect("object");
+        assert_eq!(object.placement.iter().filter(|n| n.is_none()).count(), 1);
+        assert_eq!(meta.node_used(1), 0);
+        let garbage = meta.remove(&key("a")).expect("existed");
+        assert_eq!(garbage.len(), 3, "lost chunks are not dropped again");
+    }
+}

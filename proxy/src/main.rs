@@ -1,0 +1,182 @@
+//! `infinicache-proxy`: the InfiniCache proxy.
+//!
+//! With no arguments it serves clients on 127.0.0.1:6378, accepts nodes on
+//! 127.0.0.1:6379, and runs the cache nodes on the embedded local Lambda
+//! platform. `--platform aws` uses AWS Lambda instead. Settings come from
+//! the defaults, then `--config FILE` (TOML), then these flags.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use infinicache_proxy::config::{Config, PlatformKind};
+use infinicache_proxy::Proxy;
+
+#[derive(Debug, Parser)]
+#[command(name = "infinicache-proxy", version, about = "InfiniCache proxy (and local Lambda platform)")]
+struct Args {
+    /// TOML config file; flags override its settings.
+    #[arg(short, long, env = "INFINICACHE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Client listener address.
+    #[arg(long)]
+    client_listen: Option<SocketAddr>,
+    /// Node listener address.
+    #[arg(long)]
+    node_listen: Option<SocketAddr>,
+    /// Node listener address as the nodes should dial it.
+    #[arg(long)]
+    advertise_addr: Option<String>,
+    /// Where cache nodes run.
+    #[arg(long, value_enum)]
+    platform: Option<PlatformKind>,
+    /// Number of cache nodes (function deployments), up to 1000.
+    #[arg(long)]
+    pool_size: Option<usize>,
+    /// Functions are named PREFIX-0 .. PREFIX-(N-1).
+    #[arg(long)]
+    function_prefix: Option<String>,
+    /// Memory of each function (MB).
+    #[arg(long)]
+    node_memory_mb: Option<u32>,
+    /// Memory each node keeps back for itself (MB).
+    #[arg(long)]
+    node_reserved_mb: Option<u32>,
+    /// Data shards suggested to clients.
+    #[arg(long)]
+    data_shards: Option<usize>,
+    /// Parity shards suggested to clients.
+    #[arg(long)]
+    parity_shards: Option<usize>,
+    /// Interval of warm-up invocations, e.g. 1m (0s: off).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    warmup_interval: Option<Duration>,
+    /// Billing granularity, e.g. 1ms (AWS today) or 100ms (legacy).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    billing_tick: Option<Duration>,
+    /// A node returns from its invocation after being idle this long.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    node_idle_timeout: Option<Duration>,
+    /// Function timeout.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    function_timeout: Option<Duration>,
+    /// Time limit for one chunk request to a node.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    node_request_timeout: Option<Duration>,
+    /// AWS region.
+    #[arg(long)]
+    region: Option<String>,
+    /// Lambda API endpoint override (AWS platform).
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// Local platform: Invoke/admin API address.
+    #[arg(long)]
+    platform_listen: Option<SocketAddr>,
+    /// Local platform: the node binary.
+    #[arg(long)]
+    node_binary: Option<PathBuf>,
+    /// Local platform: do not freeze environments between invocations.
+    #[arg(long)]
+    no_freeze: bool,
+    /// Local platform: reclaim environments idle longer than this.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    idle_lifetime: Option<Duration>,
+}
+
+impl Args {
+    fn into_config(self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path).map_err(|err| err.to_string())?,
+            None => Config::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(value) = self.$field { config.$field = value.into(); } )* };
+        }
+        set!(
+            client_listen, node_listen, platform, pool_size, function_prefix, node_memory_mb,
+            node_reserved_mb, data_shards, parity_shards, warmup_interval, billing_tick,
+            node_idle_timeout, function_timeout, node_request_timeout, region
+        );
+        if let Some(addr) = self.advertise_addr {
+            config.advertise_addr = Some(addr);
+        }
+        if let Some(url) = self.endpoint_url {
+            config.endpoint_url = Some(url);
+        }
+        if let Some(addr) = self.platform_listen {
+            config.local.listen = addr;
+        }
+        if let Some(path) = self.node_binary {
+            config.local.node_binary = Some(path);
+        }
+        if self.no_freeze {
+            config.local.freeze = false;
+        }
+        if let Some(lifetime) = self.idle_lifetime {
+            config.local.idle_lifetime = Some(lifetime);
+        }
+        config.validate().map_err(|err| err.to_string())?;
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INFINICACHE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match Args::parse().into_config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("infinicache-proxy: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let proxy = match Proxy::start(config).await {
+        Ok(proxy) => proxy,
+        Err(err) => {
+            eprintln!("infinicache-proxy: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let platform = proxy
+        .platform()
+        .map_or_else(|| "aws".to_string(), |platform| platform.endpoint_url());
+    // One machine-readable line on stdout: scripts and tests wait for it.
+    println!(
+        "infinicache-proxy ready client={} nodes={} platform={}",
+        proxy.client_addr(),
+        proxy.node_addr(),
+        platform
+    );
+    let _ = std::io::stdout().flush();
+    tracing::info!(client = %proxy.client_addr(), nodes = %proxy.node_addr(), %platform, "serving");
+
+    wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    proxy.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_shutdown() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot watch SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

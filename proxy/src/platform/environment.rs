@@ -1,0 +1,476 @@
+//! One execution environment: a child process running the function's
+//! runtime, and the state machine the Runtime API drives.
+//!
+//! Life of an environment:
+//! `Starting` (spawned, runtime not yet polling) → `Busy` (an invocation is
+//! assigned) → `Idle` (response posted; frozen once the runtime polls
+//! `/next` again) → `Busy` → … → gone (exited, crashed, timed out, reclaimed).
+//!
+//! Freezing happens when the runtime's `/next` poll arrives with nothing to
+//! deliver, which is when AWS freezes a sandbox too: the response has been
+//! acknowledged (202 already on the wire, so no half-written reply is frozen
+//! in the socket) and the runtime has nothing left to do. The process is
+//! thawed right before the next event is handed to that parked poll.
+//!
+//! Locking: one short `parking_lot` mutex per environment; never held across
+//! an await. The function's pool lock may be taken before an environment's
+//! lock, never after it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, oneshot, watch};
+
+use super::error::ApiError;
+use super::function::Function;
+use super::ids;
+use super::invocation::{Completion, Delivery, Event, Started};
+use super::process;
+
+/// Observable state of an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "phase")]
+pub enum EnvironmentState {
+    /// Process spawned; its runtime has not asked for an event yet.
+    Starting,
+    /// Waiting for an invocation; `frozen` when SIGSTOPped.
+    Idle {
+        /// Whether the process is currently stopped.
+        frozen: bool,
+    },
+    /// Serving an invocation.
+    Busy,
+}
+
+/// Snapshot of one environment (admin API, [`super::LocalPlatform::environments`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentInfo {
+    /// Platform-wide unique id.
+    pub id: u64,
+    /// The function it belongs to.
+    pub function: String,
+    /// OS process id of the runtime process.
+    pub pid: u32,
+    /// Address of this environment's Runtime API (`AWS_LAMBDA_RUNTIME_API`).
+    pub runtime_api: SocketAddr,
+    /// Current state.
+    pub state: EnvironmentState,
+    /// Invocations completed (response or error posted) by this environment.
+    pub invocations: u64,
+    /// When the process was spawned.
+    #[serde(with = "humantime_serde")]
+    pub created_at: SystemTime,
+}
+
+/// Why the platform kills an environment; decides what a still-pending
+/// invocation is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KillReason {
+    Timeout,
+    Reclaimed,
+    IdleExpired,
+    InitError,
+    Shutdown,
+}
+
+impl KillReason {
+    fn explain(self) -> &'static str {
+        match self {
+            Self::Timeout => "invocation timed out",
+            Self::Reclaimed => "environment reclaimed",
+            Self::IdleExpired => "idle environment expired",
+            Self::InitError => "runtime init error",
+            Self::Shutdown => "platform shutting down",
+        }
+    }
+}
+
+/// The invocation assigned to an environment, with the channels back to
+/// the task waiting for it.
+#[derive(Debug)]
+pub(crate) struct Current {
+    pub event: Arc<Event>,
+    delivered: bool,
+    started_tx: Option<oneshot::Sender<Started>>,
+    done_tx: oneshot::Sender<Completion>,
+}
+
+/// The invoker's side of an assignment.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    pub env: Arc<Environment>,
+    pub cold: bool,
+    pub started: oneshot::Receiver<Started>,
+    pub done: oneshot::Receiver<Completion>,
+}
+
+/// Receivers matching a [`Current`], turned into a [`Ticket`] once the
+/// environment is known.
+#[derive(Debug)]
+pub(crate) struct Receivers {
+    started: oneshot::Receiver<Started>,
+    done: oneshot::Receiver<Completion>,
+}
+
+impl Receivers {
+    pub fn into_ticket(self, env: Arc<Environment>, cold: bool) -> Ticket {
+        Ticket {
+            env,
+            cold,
+            started: self.started,
+            done: self.done,
+        }
+    }
+}
+
+impl Current {
+    pub fn new(event: Arc<Event>) -> (Self, Receivers) {
+        let (started_tx, started) = oneshot::channel();
+        let (done_tx, done) = oneshot::channel();
+        let current = Self {
+            event,
+            delivered: false,
+            started_tx: Some(started_tx),
+            done_tx,
+        };
+        (current, Receivers { started, done })
+    }
+
+    fn finish(self, completion: Completion) {
+        // The invoker may have given up (timeout); nothing to do then.
+        let _ = self.done_tx.send(completion);
+    }
+}
+
+/// Result of a runtime's `/next` poll.
+pub(crate) enum Next {
+    /// An event is ready now.
+    Deliver(Delivery),
+    /// Park until an event is assigned (the sender is dropped if the
+    /// environment dies meanwhile).
+    Wait(oneshot::Receiver<Delivery>),
+    /// The environment is dead or being killed.
+    Gone,
+    /// Another poll is already waiting (only the environment's own runtime
+    /// should poll; a stray client must not steal its events).
+    AlreadyPolling,
+}
+
+#[derive(Debug)]
+struct EnvState {
+    /// Set by the runtime's first `/next`: spawn-to-ready time.
+    init_duration: Option<Duration>,
+    /// Whether the cold-start init time was already reported.
+    init_reported: bool,
+    current: Option<Current>,
+    parked: Option<oneshot::Sender<Delivery>>,
+    frozen: bool,
+    doomed: Option<KillReason>,
+    exited: bool,
+    invocations: u64,
+    last_used: Instant,
+}
+
+/// One execution environment (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Environment {
+    pub id: u64,
+    pub pid: u32,
+    pub runtime_api: SocketAddr,
+    pub created_at: SystemTime,
+    spawned_at: Instant,
+    function: Weak<Function>,
+    function_name: String,
+    function_arn: String,
+    timeout: Duration,
+    freeze: bool,
+    state: Mutex<EnvState>,
+    kill: Notify,
+    exited: watch::Sender<bool>,
+}
+
+impl Environment {
+    /// A freshly spawned environment, already holding the invocation that
+    /// caused its cold start (delivered on the runtime's first `/next`).
+    pub fn new(
+        id: u64,
+        pid: u32,
+        runtime_api: SocketAddr,
+        function: &Arc<Function>,
+        first: Current,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            id,
+            pid,
+            runtime_api,
+            created_at: SystemTime::now(),
+            spawned_at: now,
+            function: Arc::downgrade(function),
+            function_name: function.config.name.clone(),
+            function_arn: function.arn.clone(),
+            timeout: function.config.timeout,
+            freeze: function.freeze,
+            state: Mutex::new(EnvState {
+                init_duration: None,
+                init_reported: false,
+                current: Some(first),
+                parked: None,
+                frozen: false,
+                doomed: None,
+                exited: false,
+                invocations: 0,
+                last_used: now,
+            }),
+            kill: Notify::new(),
+            exited: watch::channel(false).0,
+        }
+    }
+
+    /// When it became idle, if it can take an invocation now.
+    pub fn idle_since(&self) -> Option<Instant> {
+        let st = self.state.lock();
+        Self::available(&st).then_some(st.last_used)
+    }
+
+    fn available(st: &EnvState) -> bool {
+        st.doomed.is_none() && !st.exited && st.init_duration.is_some() && st.current.is_none()
+    }
+
+    /// Assigns an invocation if the environment is idle (warm start).
+    pub fn try_assign(&self, current: Current) -> Result<(), Current> {
+        let mut st = self.state.lock();
+        if !Self::available(&st) {
+            return Err(current);
+        }
+        st.current = Some(current);
+        self.deliver_if_parked(&mut st);
+        Ok(())
+    }
+
+    /// Hands the assigned, undelivered event to a parked `/next` poll,
+    /// thawing the process first.
+    fn deliver_if_parked(&self, st: &mut EnvState) {
+        let Some(parked) = st.parked.take() else {
+            return;
+        };
+        if st.frozen {
+            process::signal(self.pid, Signal::SIGCONT);
+            st.frozen = false;
+        }
+        let Some(delivery) = self.take_delivery(st) else {
+            return;
+        };
+        if let Err(delivery) = parked.send(delivery) {
+            // The poll went away (connection closed); the event stays pending
+            // for the runtime's next poll.
+            tracing::debug!(env = self.id, request_id = %delivery.event.request_id, "parked /next vanished");
+            if let Some(current) = st.current.as_mut() {
+                current.delivered = false;
+            }
+        }
+    }
+
+    /// Marks the current event delivered and builds the `/next` answer; the
+    /// invocation's clock starts now.
+    fn take_delivery(&self, st: &mut EnvState) -> Option<Delivery> {
+        let init = if st.init_reported {
+            None
+        } else {
+            st.init_reported = true;
+            st.init_duration
+        };
+        let current = st.current.as_mut().filter(|c| !c.delivered)?;
+        current.delivered = true;
+        if let Some(tx) = current.started_tx.take() {
+            let _ = tx.send(Started {
+                at: Instant::now(),
+                wall: SystemTime::now(),
+                init_duration: init,
+            });
+        }
+        Some(Delivery {
+            event: Arc::clone(&current.event),
+            deadline_ms: ids::deadline_ms(self.timeout),
+            function_arn: self.function_arn.clone(),
+        })
+    }
+
+    /// Runtime API `GET /runtime/invocation/next`.
+    pub fn next_event(&self) -> Next {
+        let mut st = self.state.lock();
+        if st.exited || st.doomed.is_some() {
+            return Next::Gone;
+        }
+        if st.init_duration.is_none() {
+            st.init_duration = Some(self.spawned_at.elapsed());
+        }
+        if let Some(delivery) = self.take_delivery(&mut st) {
+            return Next::Deliver(delivery);
+        }
+        if st.parked.as_ref().is_some_and(|p| !p.is_closed()) {
+            return Next::AlreadyPolling;
+        }
+        let (tx, rx) = oneshot::channel();
+        st.parked = Some(tx);
+        if self.freeze && !st.frozen && st.current.is_none() {
+            st.frozen = process::signal(self.pid, Signal::SIGSTOP);
+        }
+        Next::Wait(rx)
+    }
+
+    /// Runtime API `/invocation/{id}/response` and `/invocation/{id}/error`:
+    /// completes the current invocation; the environment becomes idle.
+    pub fn complete(&self, request_id: &str, completion: Completion) -> Result<(), ApiError> {
+        let current = {
+            let mut st = self.state.lock();
+            let matches = st
+                .current
+                .as_ref()
+                .is_some_and(|c| c.delivered && c.event.request_id == request_id);
+            if !matches {
+                return Err(ApiError::invalid_request_id(request_id));
+            }
+            st.invocations += 1;
+            st.last_used = Instant::now();
+            st.current.take()
+        };
+        if let Some(current) = current {
+            current.finish(completion);
+        }
+        if let Some(function) = self.function.upgrade() {
+            function.freed.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Runtime API `/init/error`: the pending invocation fails with the
+    /// runtime's report, and the environment is discarded (AWS does not
+    /// reuse a sandbox whose init failed).
+    pub fn fail_init(&self, completion: Completion) {
+        let current = self.state.lock().current.take();
+        if let Some(current) = current {
+            current.finish(completion);
+        }
+        self.request_kill(KillReason::InitError);
+    }
+
+    /// Gives up on `request_id` (the invoker's timer fired) and kills the
+    /// environment. `false` if the invocation had already completed.
+    pub fn time_out(&self, request_id: &str) -> bool {
+        let taken = {
+            let mut st = self.state.lock();
+            let matches = st
+                .current
+                .as_ref()
+                .is_some_and(|c| c.event.request_id == request_id);
+            if matches { st.current.take() } else { None }
+        };
+        match taken {
+            Some(_) => {
+                self.request_kill(KillReason::Timeout);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks the supervisor to SIGKILL the process (works on stopped ones
+    /// too). `false` if already dead or being killed.
+    pub fn request_kill(&self, reason: KillReason) -> bool {
+        {
+            let mut st = self.state.lock();
+            if st.exited || st.doomed.is_some() {
+                return false;
+            }
+            st.doomed = Some(reason);
+            st.parked = None;
+        }
+        // `notify_one` stores a permit, so this cannot be missed even if the
+        // supervisor is not waiting yet.
+        self.kill.notify_one();
+        true
+    }
+
+    /// Kills without going through the supervisor, for `Drop` where the
+    /// runtime driving the supervisor may already be gone.
+    pub fn kill_now(&self) {
+        let st = self.state.lock();
+        if !st.exited {
+            process::signal(self.pid, Signal::SIGKILL);
+        }
+        drop(st);
+        self.request_kill(KillReason::Shutdown);
+    }
+
+    /// Kills it if it has been idle for longer than `lifetime`.
+    pub fn retire_if_idle(&self, lifetime: Duration) -> bool {
+        {
+            let st = self.state.lock();
+            if !Self::available(&st) || st.last_used.elapsed() <= lifetime {
+                return false;
+            }
+        }
+        self.request_kill(KillReason::IdleExpired)
+    }
+
+    /// Resolves once the supervisor has reaped the process.
+    pub async fn wait_exit(&self) {
+        let mut rx = self.exited.subscribe();
+        let _ = rx.wait_for(|exited| *exited).await;
+    }
+
+    /// Resolves when a kill was requested.
+    pub async fn kill_requested(&self) {
+        self.kill.notified().await;
+    }
+
+    /// Called by the supervisor once the process has been reaped: fails the
+    /// pending invocation (if any), leaves the pool and wakes waiters.
+    pub fn on_exit(&self, status: &str) {
+        let (current, reason) = {
+            let mut st = self.state.lock();
+            st.exited = true;
+            st.frozen = false;
+            st.parked = None;
+            (st.current.take(), st.doomed)
+        };
+        if let Some(current) = current {
+            let id = current.event.request_id.clone();
+            current.finish(Completion::exited(&id, status, reason.map(KillReason::explain)));
+        }
+        if let Some(function) = self.function.upgrade() {
+            function.remove(self.id);
+            function.freed.notify_waiters();
+        }
+        self.exited.send_replace(true);
+    }
+
+    /// Snapshot for listings; `None` once it is dead or being killed.
+    pub fn info(&self) -> Option<EnvironmentInfo> {
+        let st = self.state.lock();
+        if st.exited || st.doomed.is_some() {
+            return None;
+        }
+        let state = if st.init_duration.is_none() {
+            EnvironmentState::Starting
+        } else if st.current.is_some() {
+            EnvironmentState::Busy
+        } else {
+            EnvironmentState::Idle { frozen: st.frozen }
+        };
+        Some(EnvironmentInfo {
+            id: self.id,
+            function: self.function_name.clone(),
+            pid: self.pid,
+            runtime_api: self.runtime_api,
+            state,
+            invocations: st.invocations,
+            created_at: self.created_at,
+        })
+    }
+}

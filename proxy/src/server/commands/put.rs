@@ -1,0 +1,95 @@
+//! PUT: one chunk of an object.
+//!
+//! The first chunk of a PUT to arrive starts it: the metadata assigns the
+//! version and a node for every chunk. Each chunk is forwarded to its node
+//! with the version written into its header (the body is passed on as the
+//! same reference-counted buffer, never copied). Every chunk request is
+//! answered only when the whole PUT has committed or failed, so a client
+//! whose PUT returned can rely on every later GET seeing it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use infinicache::codec::Chunk;
+use infinicache::protocol::{ClientReply, ErrorCode, ErrorReply, NodeReply, NodeRequest, PutChunk};
+
+use crate::cluster::Cluster;
+use crate::cluster::metadata::ChunkLoc;
+
+pub async fn apply(cluster: &Arc<Cluster>, put: PutChunk) -> ClientReply {
+    match store(cluster, put).await {
+        Ok(version) => ClientReply::Stored { version },
+        Err(err) => ClientReply::Error(err),
+    }
+}
+
+async fn store(cluster: &Arc<Cluster>, put: PutChunk) -> Result<u64, ErrorReply> {
+    let PutChunk { key, put_id, chunk } = put;
+    let header = chunk.header;
+    validate(cluster, &chunk)?;
+
+    let joined = cluster.meta().join_put(&key, put_id, &header, Instant::now())?;
+    cluster.drop_chunks(joined.evicted);
+
+    let request = NodeRequest::Store {
+        key: key.clone(),
+        chunk: Chunk {
+            header: header.with_version(joined.version),
+            body: chunk.body,
+        },
+    };
+    let result = match cluster.call(joined.node, &request).await {
+        Ok(NodeReply::Stored { .. }) => Ok(()),
+        Ok(NodeReply::Error(err)) => Err(err),
+        Ok(other) => Err(ErrorReply::new(
+            ErrorCode::Internal,
+            format!("node {} answered a store with {other:?}", joined.node),
+        )),
+        Err(err) => Err(ErrorReply::new(ErrorCode::Unavailable, err.to_string())),
+    };
+    let stored = result.is_ok();
+    let done = cluster.meta().chunk_done(&key, put_id, header.index, result);
+    match done {
+        Ok(Some(finished)) => cluster.finish_put(finished),
+        Ok(None) => {}
+        Err(_expired) => {
+            // The PUT was abandoned while this chunk was in flight.
+            if stored {
+                cluster.drop_chunks(vec![ChunkLoc {
+                    node: joined.node,
+                    key,
+                    version: joined.version,
+                    index: header.index,
+                }]);
+            }
+        }
+    }
+    joined
+        .outcome
+        .await
+        .unwrap_or_else(|_| Err(ErrorReply::new(ErrorCode::Aborted, "PUT abandoned")))
+}
+
+/// Checks what can be checked without the other chunks: the body length
+/// matches the header, and the object fits the configured limits.
+fn validate(cluster: &Cluster, chunk: &Chunk) -> Result<(), ErrorReply> {
+    let header = &chunk.header;
+    if chunk.body.len() != header.body_len() {
+        return Err(ErrorReply::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "chunk body is {} bytes, its header says {}",
+                chunk.body.len(),
+                header.body_len()
+            ),
+        ));
+    }
+    let max = cluster.config().max_object_size;
+    if header.object_len > max {
+        return Err(ErrorReply::new(
+            ErrorCode::TooLarge,
+            format!("object of {} bytes exceeds the limit of {max} bytes", header.object_len),
+        ));
+    }
+    Ok(())
+}
