@@ -1,5 +1,7 @@
 //! Shared helpers for the end-to-end tests and benchmarks.
 
+pub mod harness;
+
 use std::path::PathBuf;
 
 /// Path of a binary of this workspace, built into the same target directory

@@ -63,7 +63,12 @@ fn body(output: &InvokeOutput) -> Value {
 async fn call(client: &Client, name: &str, payload: Value) -> Value {
     let output = invoke(client, name, payload).await;
     assert_eq!(output.status_code(), 200);
-    assert_eq!(output.function_error(), None, "unexpected function error: {:?}", body(&output));
+    assert_eq!(
+        output.function_error(),
+        None,
+        "unexpected function error: {:?}",
+        body(&output)
+    );
     body(&output)
 }
 
@@ -72,7 +77,10 @@ fn pid_of(v: &Value) -> u32 {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// Process state letter from `/proc/<pid>/stat` (`None` if the process is gone).
@@ -138,30 +146,100 @@ async fn round_trip_delivers_payload_env_and_deadline() {
     assert_eq!(v["probe"], json!("probe-value"));
     assert_eq!(v["invocations"], json!(1));
     let deadline = v["deadline_ms"].as_u64().expect("deadline");
-    assert!(deadline > before, "deadline {deadline} not in the future of {before}");
-    assert!(deadline <= now_ms() + 10_000 + 1_000, "deadline too far: {deadline}");
+    assert!(
+        deadline > before,
+        "deadline {deadline} not in the future of {before}"
+    );
+    assert!(
+        deadline <= now_ms() + 10_000 + 1_000,
+        "deadline too far: {deadline}"
+    );
+
+    // `LogType: Tail` returns the (base64) log tail with AWS's REPORT line.
+    let output = client
+        .invoke()
+        .function_name("roundtrip")
+        .log_type(aws_sdk_lambda::types::LogType::Tail)
+        .send()
+        .await
+        .expect("invoke with log tail");
+    assert!(
+        output.log_result().is_some_and(|l| l.len() > 40),
+        "{output:?}"
+    );
 
     // No payload at all, and a qualified ARN, work too (AWS hands `{}`).
     let arn = "arn:aws:lambda:us-east-1:123456789012:function:roundtrip:$LATEST";
-    let output = client.invoke().function_name(arn).send().await.expect("invoke by ARN");
+    let output = client
+        .invoke()
+        .function_name(arn)
+        .send()
+        .await
+        .expect("invoke by ARN");
     assert_eq!(output.function_error(), None, "{:?}", body(&output));
-    assert_eq!(body(&output)["invocations"], json!(2));
+    assert_eq!(body(&output)["invocations"], json!(3));
     platform.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn busy_function_gets_new_environment_and_idle_one_is_reused() {
     let (platform, client) = start_one(PlatformConfig::default(), "conc").await;
-    let slow = json!({ "sleep_ms": 500 });
-    let (a, b) = tokio::join!(call(&client, "conc", slow.clone()), call(&client, "conc", slow));
+    let (a, b) = tokio::join!(
+        call(&client, "conc", json!({ "sleep_ms": 500 })),
+        call(&client, "conc", json!({ "sleep_ms": 800 })),
+    );
     let pids: HashSet<u32> = [pid_of(&a), pid_of(&b)].into();
-    assert_eq!(pids.len(), 2, "two concurrent invokes must run in two environments");
+    assert_eq!(
+        pids.len(),
+        2,
+        "two concurrent invokes must run in two environments"
+    );
     assert_eq!(platform.environments("conc").len(), 2);
 
+    // Both are idle now; the most recently used one (b's) is preferred.
     let c = call(&client, "conc", json!({})).await;
-    assert!(pids.contains(&pid_of(&c)), "third invoke must reuse a warm environment");
-    assert!(c["invocations"].as_u64().unwrap() >= 2);
+    assert_eq!(
+        pid_of(&c),
+        pid_of(&b),
+        "third invoke must reuse the most recently used environment"
+    );
+    assert_eq!(c["invocations"], json!(2));
     assert_eq!(platform.environments("conc").len(), 2);
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_concurrent_invocations_are_all_served_and_billed() {
+    let (platform, client) = start_one(PlatformConfig::default(), "many").await;
+    let workers = (0..8u64).map(|w| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut pids = Vec::new();
+            for i in 0..5u64 {
+                let v = call(&client, "many", json!({ "sleep_ms": (w * 7 + i * 3) % 20 })).await;
+                pids.push(pid_of(&v));
+            }
+            pids
+        })
+    });
+    let mut pids = HashSet::new();
+    for worker in workers.collect::<Vec<_>>() {
+        pids.extend(worker.await.expect("worker"));
+    }
+    let envs = platform.environments("many");
+    assert!(
+        pids.len() <= 8 && envs.len() == pids.len(),
+        "{pids:?} vs {envs:?}"
+    );
+    assert_eq!(envs.iter().map(|e| e.invocations).sum::<u64>(), 40);
+    let records = platform.billing();
+    assert_eq!(records.len(), 40);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == InvocationOutcome::Success)
+    );
+    assert_eq!(records.iter().filter(|r| r.cold_start).count(), pids.len());
     platform.shutdown().await;
 }
 
@@ -189,14 +267,21 @@ async fn tick_gap(freeze: bool) -> (u64, Option<char>, EnvironmentState) {
 async fn idle_environments_are_frozen_between_invocations() {
     let (gap, state, env_state) = tick_gap(true).await;
     assert!(gap < 10, "frozen process kept ticking: gap {gap}");
-    assert_eq!(state, Some('T'), "process should be stopped between invocations");
+    assert_eq!(
+        state,
+        Some('T'),
+        "process should be stopped between invocations"
+    );
     assert_eq!(env_state, EnvironmentState::Idle { frozen: true });
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_freeze_environments_keep_running() {
     let (gap, state, env_state) = tick_gap(false).await;
-    assert!(gap > 30, "unfrozen process should tick ~60 times in 300 ms: gap {gap}");
+    assert!(
+        gap > 30,
+        "unfrozen process should tick ~60 times in 300 ms: gap {gap}"
+    );
     assert_ne!(state, Some('T'));
     assert_eq!(env_state, EnvironmentState::Idle { frozen: false });
 }
@@ -235,7 +320,10 @@ async fn billing_rounds_up_to_the_tick() {
     call(&client, "bill1", json!({ "sleep_ms": 30 })).await;
     let r = &platform.billing()[0];
     let ms = Duration::from_millis(1);
-    assert!(r.billed_duration >= r.duration && r.billed_duration < r.duration + ms, "{r:?}");
+    assert!(
+        r.billed_duration >= r.duration && r.billed_duration < r.duration + ms,
+        "{r:?}"
+    );
     assert_eq!(r.billed_duration.as_nanos() % ms.as_nanos(), 0, "{r:?}");
     assert!(r.billed_duration >= Duration::from_millis(30));
     platform.shutdown().await;
@@ -245,15 +333,28 @@ async fn billing_rounds_up_to_the_tick() {
 async fn reclaim_kills_environments_and_next_invoke_is_cold() {
     let (platform, client) = start_one(PlatformConfig::default(), "reclaim").await;
     let pid1 = pid_of(&call(&client, "reclaim", json!({})).await);
-    let (status, text) = http(platform.addr(), "POST", "/admin/functions/reclaim/reclaim", "").await;
+    let (status, text) = http(
+        platform.addr(),
+        "POST",
+        "/admin/functions/reclaim/reclaim",
+        "",
+    )
+    .await;
     assert_eq!(status, 200, "{text}");
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({ "reclaimed": 1 }));
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({ "reclaimed": 1 })
+    );
     assert!(process_gone(pid1), "reclaimed process {pid1} still exists");
     assert!(platform.environments("reclaim").is_empty());
 
     let v = call(&client, "reclaim", json!({})).await;
     assert_ne!(pid_of(&v), pid1);
-    assert_eq!(v["invocations"], json!(1), "memory must be lost after a reclaim");
+    assert_eq!(
+        v["invocations"],
+        json!(1),
+        "memory must be lost after a reclaim"
+    );
     assert!(platform.billing()[1].cold_start);
 
     // Reclaiming one environment by id.
@@ -261,7 +362,9 @@ async fn reclaim_kills_environments_and_next_invoke_is_cold() {
     assert_eq!(status, 200);
     let listed: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(listed[0]["name"], json!("reclaim"));
-    let id = listed[0]["environments"][0]["id"].as_u64().expect("environment id");
+    let id = listed[0]["environments"][0]["id"]
+        .as_u64()
+        .expect("environment id");
     let path = format!("/admin/environments/{id}/reclaim");
     let (status, text) = http(platform.addr(), "POST", &path, "").await;
     assert_eq!((status, text.as_str()), (200, r#"{"reclaimed":1}"#));
@@ -287,7 +390,10 @@ async fn idle_lifetime_reclaims_idle_environments() {
     let pid = pid_of(&call(&client, "idle", json!({})).await);
     assert_eq!(platform.environments("idle").len(), 1);
     assert!(
-        eventually(Duration::from_secs(3), || platform.environments("idle").is_empty()).await,
+        eventually(Duration::from_secs(3), || platform
+            .environments("idle")
+            .is_empty())
+        .await,
         "idle environment not reclaimed"
     );
     assert!(eventually(Duration::from_secs(1), || process_gone(pid)).await);
@@ -329,11 +435,23 @@ async fn handler_error_is_unhandled_function_error() {
     assert_eq!(output.status_code(), 200);
     assert_eq!(output.function_error(), Some("Unhandled"));
     let v = body(&output);
-    assert!(v["errorMessage"].as_str().unwrap().contains("requested failure"), "{v}");
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("requested failure"),
+        "{v}"
+    );
     // The environment survives a handled error and is reused.
-    assert_eq!(call(&client, "fail", json!({})).await["invocations"], json!(2));
+    assert_eq!(
+        call(&client, "fail", json!({})).await["invocations"],
+        json!(2)
+    );
     let outcomes: Vec<_> = platform.billing().iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes, [InvocationOutcome::FunctionError, InvocationOutcome::Success]);
+    assert_eq!(
+        outcomes,
+        [InvocationOutcome::FunctionError, InvocationOutcome::Success]
+    );
     platform.shutdown().await;
 }
 
@@ -345,7 +463,13 @@ async fn process_exit_fails_invocation_and_drops_environment() {
     assert_eq!(output.function_error(), Some("Unhandled"));
     let v = body(&output);
     assert_eq!(v["errorType"], json!("Runtime.ExitError"), "{v}");
-    assert!(v["errorMessage"].as_str().unwrap().contains("exit status 3"), "{v}");
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("exit status 3"),
+        "{v}"
+    );
     assert!(platform.environments("exit").is_empty());
     assert!(process_gone(pid));
     assert_eq!(platform.billing()[1].outcome, InvocationOutcome::Crashed);
@@ -368,7 +492,10 @@ async fn timeout_kills_environment_and_reports_timed_out() {
     let v = body(&output);
     let message = v["errorMessage"].as_str().unwrap();
     assert!(message.contains("Task timed out after 1.00 seconds"), "{v}");
-    assert!(took >= Duration::from_secs(1) && took < Duration::from_millis(2500), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
     assert!(eventually(Duration::from_secs(2), || process_gone(pid)).await);
     assert!(platform.environments("slow").is_empty());
     let record = &platform.billing()[1];
@@ -479,7 +606,19 @@ async fn environment_cap_throttles() {
         matches!(err, InvokeError::TooManyRequestsException(_)),
         "got {err:?}"
     );
+    // An asynchronous invocation is queued instead, and runs once the
+    // environment is free.
+    let output = client
+        .invoke()
+        .function_name("capped")
+        .invocation_type(InvocationType::Event)
+        .send()
+        .await
+        .expect("event invoke is accepted at the cap");
+    assert_eq!(output.status_code(), 202);
     busy.await.expect("busy invoke");
+    assert!(eventually(Duration::from_secs(5), || platform.billing().len() == 2).await);
+    assert_eq!(platform.environments("capped").len(), 1);
     call(&client, "capped", json!({})).await;
     platform.shutdown().await;
 }
@@ -498,7 +637,8 @@ async fn garbage_does_not_break_the_platform() {
             let _ = stream.write_all(&junk).await;
             let _ = stream.shutdown().await;
             let mut sink = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut sink)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut sink)).await;
         }
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         let _ = stream
@@ -516,11 +656,20 @@ async fn garbage_does_not_break_the_platform() {
             ("POST", "/2018-06-01/runtime/invocation/bogus-id/error"),
         ] {
             let (status, _) = http(addr, method, path, "{}").await;
-            assert!((400..500).contains(&status), "{method} {path} on {addr}: {status}");
+            assert!(
+                (400..500).contains(&status),
+                "{method} {path} on {addr}: {status}"
+            );
         }
     }
     // A stray poll must not steal the real runtime's events.
-    let (status, _) = http(runtime_api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
+    let (status, _) = http(
+        runtime_api,
+        "GET",
+        "/2018-06-01/runtime/invocation/next",
+        "",
+    )
+    .await;
     assert!((400..500).contains(&status), "stray /next got {status}");
 
     let v = call(&client, "garbage", json!({})).await;
@@ -539,4 +688,25 @@ async fn drop_kills_environment_processes() {
         eventually(Duration::from_secs(3), || process_gone(pid)).await,
         "process {pid} outlived the platform"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_kills_environments_and_refuses_new_invocations() {
+    let (platform, client) = start_one(PlatformConfig::default(), "shut").await;
+    let conf = client
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+        .build();
+    let client = Client::from_conf(conf);
+    let (a, b) = tokio::join!(
+        call(&client, "shut", json!({ "sleep_ms": 100 })),
+        call(&client, "shut", json!({ "sleep_ms": 100 })),
+    );
+    platform.shutdown().await;
+    assert!(process_gone(pid_of(&a)) && process_gone(pid_of(&b)));
+    // The SDK's pooled keep-alive connection may outlive the listener; the
+    // platform must still refuse to start anything.
+    let result = client.invoke().function_name("shut").send().await;
+    assert!(result.is_err(), "invoke after shutdown: {result:?}");
 }

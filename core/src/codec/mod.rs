@@ -681,6 +681,21 @@ mod tests {
                     obj
                 );
             }
+            if r > 0 {
+                // The zero-copy path must still check the CRC.
+                let bad = corrupt(&chunks[0], 3, 0x10);
+                assert_eq!(
+                    codec.decode(std::slice::from_ref(&bad)),
+                    Err(CodecError::NotEnoughChunks {
+                        needed: 1,
+                        valid: 0
+                    })
+                );
+                assert_eq!(
+                    codec.decode(&[bad, chunks[1].clone()]).expect("decode"),
+                    obj
+                );
+            }
         }
     }
 

@@ -81,6 +81,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(())
     }
 
+    /// Gives back the underlying stream (buffered bytes are discarded).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// The configured frame limit.
     pub fn max_frame_len(&self) -> u32 {
         self.max_frame_len

@@ -50,6 +50,9 @@ struct PendingPut {
     chunk_cost: u64,
     joined: Vec<bool>,
     stored: Vec<bool>,
+    /// Per chunk: evicted chunks on that chunk's node, to drop before the
+    /// chunk is stored there (or the node would still be full).
+    evictions: Vec<Vec<ChunkLoc>>,
     reported: usize,
     error: Option<ErrorReply>,
     waiters: Vec<oneshot::Sender<PutOutcome>>,
@@ -63,8 +66,11 @@ pub struct Joined {
     pub version: u64,
     pub node: NodeId,
     pub outcome: oneshot::Receiver<PutOutcome>,
-    /// Chunks of objects evicted to make room; drop them from their nodes.
-    pub evicted: Vec<ChunkLoc>,
+    /// Chunks evicted from this chunk's node to make room: drop them (and
+    /// wait for the node to confirm) before storing the chunk.
+    pub drop_first: Vec<ChunkLoc>,
+    /// Chunks evicted from nodes this PUT does not use; drop them whenever.
+    pub drop_later: Vec<ChunkLoc>,
 }
 
 /// The PUT a chunk belonged to was abandoned before the chunk reported.
@@ -129,7 +135,7 @@ impl Metadata {
         now: Instant,
     ) -> Result<Joined, ErrorReply> {
         let index = usize::from(header.index);
-        let mut evicted = Vec::new();
+        let mut drop_later = Vec::new();
         let pending_key = (key.clone(), put_id);
         if !self.pending.contains_key(&pending_key) {
             let total = header.params.total_shards();
@@ -143,7 +149,15 @@ impl Metadata {
                 ));
             }
             let chunk_cost = stored_chunk_cost(key.len(), header.body_len());
+            let mut evicted = Vec::new();
             let placement = self.place(total, chunk_cost, &mut evicted)?;
+            let mut evictions = vec![Vec::new(); total];
+            for chunk in evicted {
+                match placement.iter().position(|&node| node == chunk.node) {
+                    Some(i) => evictions[i].push(chunk),
+                    None => drop_later.push(chunk),
+                }
+            }
             let version = self.next_version;
             self.next_version += 1;
             self.pending.insert(
@@ -155,6 +169,7 @@ impl Metadata {
                     chunk_cost,
                     joined: vec![false; total],
                     stored: vec![false; total],
+                    evictions,
                     reported: 0,
                     error: None,
                     waiters: Vec::new(),
@@ -190,7 +205,8 @@ impl Metadata {
             version: put.version,
             node: put.placement[index],
             outcome: rx,
-            evicted,
+            drop_first: std::mem::take(&mut put.evictions[index]),
+            drop_later,
         })
     }
 
@@ -278,7 +294,9 @@ impl Metadata {
     }
 
     fn abort(&mut self, key: &Key, put: PendingPut, err: ErrorReply) -> Finished {
-        let mut garbage = Vec::new();
+        // Evictions never carried out (their chunk never arrived) still
+        // have to happen: the metadata already forgot those objects.
+        let mut garbage: Vec<ChunkLoc> = put.evictions.into_iter().flatten().collect();
         for (index, &node) in put.placement.iter().enumerate() {
             let usage = &mut self.nodes[node as usize];
             usage.used = usage.used.saturating_sub(put.chunk_cost);
@@ -456,7 +474,8 @@ mod tests {
         for h in &hs {
             let joined = meta.join_put(&key(name), 7, h, now).expect("join");
             version = joined.version;
-            garbage.extend(joined.evicted);
+            garbage.extend(joined.drop_first);
+            garbage.extend(joined.drop_later);
         }
         for h in &hs {
             if let Some(mut finished) = meta.chunk_done(&key(name), 7, h.index, Ok(())).expect("pending") {

@@ -10,7 +10,7 @@ pub mod metadata;
 pub mod node;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use infinicache::CodecParams;
@@ -42,6 +42,9 @@ pub struct Cluster {
     node_addr: String,
     params: CodecParams,
     pub counters: Counters,
+    /// Set once shutdown begins: invocations failing from then on are
+    /// expected (their environments are being killed), not news.
+    shutting_down: AtomicBool,
 }
 
 impl Cluster {
@@ -57,6 +60,7 @@ impl Cluster {
             node_addr,
             params,
             counters: Counters::default(),
+            shutting_down: AtomicBool::new(false),
             config,
         })
     }
@@ -172,6 +176,10 @@ impl Cluster {
                         elapsed = ?started.elapsed(), "invocation returned");
                     None
                 }
+                Err(err) if cluster.shutting_down.load(Ordering::Relaxed) => {
+                    tracing::debug!(node, error = %err, "invocation ended by shutdown");
+                    Some(err.to_string())
+                }
                 Err(err) => {
                     cluster.counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(node, function = slot.function(), ?kind, error = %err, "invocation failed");
@@ -188,6 +196,11 @@ impl Cluster {
     pub fn check_token(&self, hello: &NodeHello) -> Result<(), BadToken> {
         let slot = self.slot(hello.node_id).map_err(|_| BadToken { node: hello.node_id })?;
         slot.check_token(&hello.token)
+    }
+
+    /// Marks the start of shutdown.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
     }
 
     /// A node dialed in: check its token and start routing to it.
@@ -221,16 +234,21 @@ impl Cluster {
     pub fn drop_chunks(self: &Arc<Self>, chunks: Vec<ChunkLoc>) {
         for chunk in chunks {
             let cluster = self.clone();
-            tokio::spawn(async move {
-                let request = NodeRequest::Drop {
-                    key: chunk.key,
-                    version: chunk.version,
-                    index: chunk.index,
-                };
-                if let Err(err) = cluster.call(chunk.node, &request).await {
-                    tracing::debug!(node = chunk.node, error = %err, "could not drop a chunk");
-                }
-            });
+            tokio::spawn(async move { cluster.drop_chunk(chunk).await });
+        }
+    }
+
+    /// Drops one chunk from its node and waits for the node to confirm. A
+    /// node that cannot be reached is logged and skipped: its memory, chunk
+    /// included, is lost or unreachable anyway.
+    pub async fn drop_chunk(self: &Arc<Self>, chunk: ChunkLoc) {
+        let request = NodeRequest::Drop {
+            key: chunk.key,
+            version: chunk.version,
+            index: chunk.index,
+        };
+        if let Err(err) = self.call(chunk.node, &request).await {
+            tracing::debug!(node = chunk.node, error = %err, "could not drop a chunk");
         }
     }
 

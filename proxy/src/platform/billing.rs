@@ -106,7 +106,10 @@ mod tests {
         assert_eq!(billed_duration(ms(100), ms(100)), ms(100));
         assert_eq!(billed_duration(ms(101), ms(100)), ms(200));
         assert_eq!(billed_duration(Duration::ZERO, ms(100)), ms(100));
-        assert_eq!(billed_duration(Duration::from_micros(30_400), ms(1)), ms(31));
+        assert_eq!(
+            billed_duration(Duration::from_micros(30_400), ms(1)),
+            ms(31)
+        );
         assert_eq!(billed_duration(Duration::ZERO, ms(1)), ms(1));
     }
 }

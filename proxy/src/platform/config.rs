@@ -169,7 +169,7 @@ mod tests {
         };
         assert!(validate(&cfg, &[]).is_err());
         let f = FunctionConfig::new("f", exe);
-        assert!(validate(&PlatformConfig::default(), &[f.clone()]).is_ok());
+        assert!(validate(&PlatformConfig::default(), std::slice::from_ref(&f)).is_ok());
         assert!(validate(&PlatformConfig::default(), &[f.clone(), f]).is_err());
     }
 }

@@ -21,9 +21,15 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// a wake-up was missed.
 const QUEUE_RECHECK: Duration = Duration::from_millis(100);
 
-/// The function is at its environment cap (synchronous invokes only).
+/// Why an invocation was not run at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Throttled;
+pub(crate) enum Rejected {
+    /// The function is at its environment cap (synchronous invokes only).
+    Throttled,
+    /// The platform is shut down (or dropped). Checked here because
+    /// keep-alive connections can outlive the listener task.
+    ShutDown,
+}
 
 /// A finished invocation.
 #[derive(Debug, Clone)]
@@ -33,17 +39,20 @@ pub(crate) struct Finished {
 }
 
 /// Runs `event` on `function`. With `queue` (asynchronous invocations) it
-/// waits for capacity instead of failing with [`Throttled`]; it then gives up
-/// only if the platform shuts down.
+/// waits for capacity instead of failing with [`Rejected::Throttled`]; it
+/// then gives up only if the platform shuts down.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     function: Arc<Function>,
     event: Arc<Event>,
     queue: bool,
-) -> Result<Finished, Throttled> {
+) -> Result<Finished, Rejected> {
     let dispatched = Instant::now();
     let mut shutdown = shared.shutdown.subscribe();
     let ticket = loop {
+        if *shutdown.borrow_and_update() {
+            return Err(Rejected::ShutDown);
+        }
         let freed = function.freed.notified();
         tokio::pin!(freed);
         freed.as_mut().enable();
@@ -53,15 +62,17 @@ pub(crate) async fn run(
                 let completion = Completion::failure(
                     InvocationOutcome::Crashed,
                     "Runtime.InvalidEntrypoint",
-                    &format!("RequestId: {} Error: cannot start runtime: {err}", event.request_id),
+                    &format!(
+                        "RequestId: {} Error: cannot start runtime: {err}",
+                        event.request_id
+                    ),
                 );
-                return Ok(finish(&shared, &function, &event, None, 0, false, dispatched, completion));
+                return Ok(finish(
+                    &shared, &function, &event, None, 0, false, dispatched, completion,
+                ));
             }
-            Acquired::AtCapacity if !queue => return Err(Throttled),
+            Acquired::AtCapacity if !queue => return Err(Rejected::Throttled),
             Acquired::AtCapacity => {
-                if *shutdown.borrow() {
-                    return Err(Throttled);
-                }
                 tokio::select! {
                     () = &mut freed => {}
                     () = tokio::time::sleep(QUEUE_RECHECK) => {}
@@ -85,7 +96,9 @@ async fn wait(
     let cold = ticket.cold;
     let fin = |started: Option<Started>, completion: Completion| {
         let since = started.map_or(dispatched, |s| s.at);
-        finish(&shared, &function, &event, started, env_id, cold, since, completion)
+        finish(
+            &shared, &function, &event, started, env_id, cold, since, completion,
+        )
     };
 
     let started = match tokio::time::timeout(INIT_TIMEOUT, &mut ticket.started).await {
@@ -106,9 +119,10 @@ async fn wait(
             match ticket.started.await {
                 Ok(started) => started,
                 Err(_) => {
-                    let completion = ticket.done.await.unwrap_or_else(|_| {
-                        Completion::timed_out(&event.request_id, INIT_TIMEOUT)
-                    });
+                    let completion = ticket
+                        .done
+                        .await
+                        .unwrap_or_else(|_| Completion::timed_out(&event.request_id, INIT_TIMEOUT));
                     return fin(None, completion);
                 }
             }

@@ -278,14 +278,15 @@ impl Environment {
     /// Marks the current event delivered and builds the `/next` answer; the
     /// invocation's clock starts now.
     fn take_delivery(&self, st: &mut EnvState) -> Option<Delivery> {
+        let current = st.current.as_mut().filter(|c| !c.delivered)?;
+        current.delivered = true;
+        // Only the first delivery of an environment is a cold start.
         let init = if st.init_reported {
             None
         } else {
             st.init_reported = true;
             st.init_duration
         };
-        let current = st.current.as_mut().filter(|c| !c.delivered)?;
-        current.delivered = true;
         if let Some(tx) = current.started_tx.take() {
             let _ = tx.send(Started {
                 at: Instant::now(),
@@ -382,18 +383,28 @@ impl Environment {
     /// Asks the supervisor to SIGKILL the process (works on stopped ones
     /// too). `false` if already dead or being killed.
     pub fn request_kill(&self, reason: KillReason) -> bool {
-        {
-            let mut st = self.state.lock();
-            if st.exited || st.doomed.is_some() {
-                return false;
-            }
-            st.doomed = Some(reason);
-            st.parked = None;
+        let doomed = Self::doom(&mut self.state.lock(), reason);
+        if doomed {
+            self.wake_supervisor();
         }
+        doomed
+    }
+
+    /// Marks the environment for death under its lock, so nothing can be
+    /// assigned to it from then on.
+    fn doom(st: &mut EnvState, reason: KillReason) -> bool {
+        if st.exited || st.doomed.is_some() {
+            return false;
+        }
+        st.doomed = Some(reason);
+        st.parked = None;
+        true
+    }
+
+    fn wake_supervisor(&self) {
         // `notify_one` stores a permit, so this cannot be missed even if the
         // supervisor is not waiting yet.
         self.kill.notify_one();
-        true
     }
 
     /// Kills without going through the supervisor, for `Drop` where the
@@ -409,13 +420,18 @@ impl Environment {
 
     /// Kills it if it has been idle for longer than `lifetime`.
     pub fn retire_if_idle(&self, lifetime: Duration) -> bool {
-        {
-            let st = self.state.lock();
-            if !Self::available(&st) || st.last_used.elapsed() <= lifetime {
-                return false;
-            }
+        // Check and doom in one critical section: an invocation assigned in
+        // between must not be killed as "idle".
+        let doomed = {
+            let mut st = self.state.lock();
+            Self::available(&st)
+                && st.last_used.elapsed() > lifetime
+                && Self::doom(&mut st, KillReason::IdleExpired)
+        };
+        if doomed {
+            self.wake_supervisor();
         }
-        self.request_kill(KillReason::IdleExpired)
+        doomed
     }
 
     /// Resolves once the supervisor has reaped the process.
@@ -441,7 +457,11 @@ impl Environment {
         };
         if let Some(current) = current {
             let id = current.event.request_id.clone();
-            current.finish(Completion::exited(&id, status, reason.map(KillReason::explain)));
+            current.finish(Completion::exited(
+                &id,
+                status,
+                reason.map(KillReason::explain),
+            ));
         }
         if let Some(function) = self.function.upgrade() {
             function.remove(self.id);

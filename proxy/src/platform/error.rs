@@ -160,7 +160,10 @@ impl IntoResponse for ApiError {
         });
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        headers.insert("x-amzn-ErrorType", HeaderValue::from_static(self.error_type));
+        headers.insert(
+            "x-amzn-ErrorType",
+            HeaderValue::from_static(self.error_type),
+        );
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -185,6 +185,10 @@ pub(crate) async fn wait_reaped(env: &Environment) {
         .await
         .is_err()
     {
-        tracing::warn!(env = env.id, pid = env.pid, "environment not reaped within 10 s");
+        tracing::warn!(
+            env = env.id,
+            pid = env.pid,
+            "environment not reaped within 10 s"
+        );
     }
 }

@@ -68,8 +68,8 @@ impl Completion {
     /// `/init/error`): its JSON document is passed through as AWS does, and
     /// anything else is wrapped into one.
     pub fn reported(outcome: InvocationOutcome, error_type: Option<&str>, body: Bytes) -> Self {
-        let is_object = serde_json::from_slice::<serde_json::Value>(&body)
-            .is_ok_and(|v| v.is_object());
+        let is_object =
+            serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.is_object());
         if is_object {
             Self {
                 outcome,

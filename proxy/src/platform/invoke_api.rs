@@ -15,7 +15,7 @@ use axum::routing::post;
 
 use super::Shared;
 use super::billing::{InvocationOutcome, report_line};
-use super::dispatch::{self, Finished, Throttled};
+use super::dispatch::{self, Finished, Rejected};
 use super::encoding::{BodyError, base64_decode, base64_encode, read_limited};
 use super::error::ApiError;
 use super::function::Function;
@@ -128,7 +128,9 @@ async fn parse_request(
         Ok(payload) => payload,
         Err(BodyError::TooLarge { limit }) => return Err(ApiError::too_large(limit)),
         Err(BodyError::Io(err)) => {
-            return Err(ApiError::invalid_content(format!("Could not read request body: {err}")));
+            return Err(ApiError::invalid_content(format!(
+                "Could not read request body: {err}"
+            )));
         }
     };
     let payload = if payload.iter().all(u8::is_ascii_whitespace) {
@@ -158,7 +160,8 @@ async fn parse_request(
 /// (and `lambda_runtime` aborts on a context it cannot parse, so it is
 /// checked here).
 fn decode_client_context(raw: &[u8]) -> Result<String, ApiError> {
-    let invalid = || ApiError::invalid_content("Client context must be a valid Base64-encoded JSON object.");
+    let invalid =
+        || ApiError::invalid_content("Client context must be a valid Base64-encoded JSON object.");
     if raw.len() > MAX_CLIENT_CONTEXT {
         return Err(ApiError::invalid_parameter(format!(
             "Client context must be at most {MAX_CLIENT_CONTEXT} bytes."
@@ -184,6 +187,9 @@ async fn invoke(
         Ok(request) => request,
         Err(err) => return err.into_response(),
     };
+    if *shared.shutdown.borrow() {
+        return ApiError::service("The Lambda platform is shutting down.").into_response();
+    }
     let request_id = request.event.request_id.clone();
     let mut response = match request.kind {
         InvocationType::DryRun => StatusCode::NO_CONTENT.into_response(),
@@ -191,8 +197,8 @@ async fn invoke(
             let task = dispatch::run(Arc::clone(&shared), request.function, request.event, true);
             let id = request_id.clone();
             tokio::spawn(async move {
-                if let Err(Throttled) = task.await {
-                    tracing::warn!(request_id = %id, "asynchronous invocation dropped at shutdown");
+                if let Err(rejected) = task.await {
+                    tracing::warn!(request_id = %id, ?rejected, "asynchronous invocation dropped");
                 }
             });
             StatusCode::ACCEPTED.into_response()
@@ -201,10 +207,13 @@ async fn invoke(
             let task = dispatch::run(Arc::clone(&shared), request.function, request.event, false);
             match tokio::spawn(task).await {
                 Ok(Ok(finished)) => sync_response(&finished, request.tail_log),
-                Ok(Err(Throttled)) => ApiError::too_many_requests(
+                Ok(Err(Rejected::Throttled)) => ApiError::too_many_requests(
                     "Rate Exceeded. All execution environments of the function are busy.",
                 )
                 .into_response(),
+                Ok(Err(Rejected::ShutDown)) => {
+                    ApiError::service("The Lambda platform is shutting down.").into_response()
+                }
                 Err(err) => {
                     ApiError::service(format!("invocation task failed: {err}")).into_response()
                 }
@@ -225,9 +234,15 @@ fn sync_response(finished: &Finished, tail_log: bool) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    headers.insert("X-Amz-Executed-Version", HeaderValue::from_static("$LATEST"));
+    headers.insert(
+        "X-Amz-Executed-Version",
+        HeaderValue::from_static("$LATEST"),
+    );
     if finished.completion.outcome != InvocationOutcome::Success {
-        headers.insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
+        headers.insert(
+            "X-Amz-Function-Error",
+            HeaderValue::from_static("Unhandled"),
+        );
     }
     if tail_log {
         let id = &finished.record.request_id;
@@ -249,7 +264,10 @@ mod tests {
     #[test]
     fn function_names_and_arns() {
         assert_eq!(parse_function_name("f"), Some(("f", None)));
-        assert_eq!(parse_function_name("f:$LATEST"), Some(("f", Some("$LATEST"))));
+        assert_eq!(
+            parse_function_name("f:$LATEST"),
+            Some(("f", Some("$LATEST")))
+        );
         assert_eq!(
             parse_function_name("arn:aws:lambda:us-east-1:123456789012:function:f"),
             Some(("f", None))
@@ -258,7 +276,10 @@ mod tests {
             parse_function_name("arn:aws:lambda:us-east-1:123456789012:function:f:7"),
             Some(("f", Some("7")))
         );
-        assert_eq!(parse_function_name("123456789012:function:f"), Some(("f", None)));
+        assert_eq!(
+            parse_function_name("123456789012:function:f"),
+            Some(("f", None))
+        );
         assert_eq!(parse_function_name("a:b:c:d:e"), None);
         assert_eq!(parse_function_name(""), None);
     }

@@ -96,10 +96,12 @@ impl LocalPlatform {
                 addr: config.listen,
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| PlatformError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| PlatformError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let shared = Arc::new(Shared {
             config,
             functions,

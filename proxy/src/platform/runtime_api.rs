@@ -30,7 +30,10 @@ const MAX_ERROR_BYTES: usize = 1024 * 1024;
 pub(crate) async fn serve(listener: TcpListener, env: Arc<Environment>) {
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .fallback(|| async { ApiError::unknown_operation() })
@@ -45,9 +48,9 @@ async fn next(State(env): State<Arc<Environment>>) -> Response {
         Next::Deliver(delivery) => delivery,
         Next::Wait(rx) => match rx.await {
             Ok(delivery) => delivery,
-            Err(_) => return gone(),
+            Err(_) => return gone(&env).await,
         },
-        Next::Gone => return gone(),
+        Next::Gone => return gone(&env).await,
         Next::AlreadyPolling => {
             return ApiError::invalid_parameter("another /next poll is already waiting")
                 .into_response();
@@ -56,8 +59,12 @@ async fn next(State(env): State<Arc<Environment>>) -> Response {
     event_response(delivery)
 }
 
-/// Answer to a poll of an environment that is being torn down.
-fn gone() -> Response {
+/// Answer to a poll of an environment that is being torn down, sent only
+/// once its process is dead: `lambda_runtime` panics on any `/next` answer
+/// that is not an event, which would spray a backtrace over the logs of an
+/// environment that is merely being reclaimed.
+async fn gone(env: &Environment) -> Response {
+    env.wait_exit().await;
     ApiError::service("execution environment is shutting down").into_response()
 }
 
@@ -177,7 +184,11 @@ async fn init_error(
     let report = read_report(body).await;
     let message = serde_json::from_slice::<serde_json::Value>(&report)
         .ok()
-        .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_owned))
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| String::from_utf8_lossy(&report).into_owned());
     let kind = error_type(&headers).unwrap_or_else(|| "Runtime.InitError".to_owned());
     tracing::debug!(env = env.id, %kind, %message, "runtime init error");

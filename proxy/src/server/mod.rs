@@ -109,6 +109,7 @@ impl Proxy {
     /// Stops accepting connections and shuts the local platform down
     /// (killing its environments).
     pub async fn shutdown(self) {
+        self.cluster.begin_shutdown();
         for task in &self.tasks {
             task.abort();
         }

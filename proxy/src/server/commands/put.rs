@@ -29,7 +29,10 @@ async fn store(cluster: &Arc<Cluster>, put: PutChunk) -> Result<u64, ErrorReply>
     validate(cluster, &chunk)?;
 
     let joined = cluster.meta().join_put(&key, put_id, &header, Instant::now())?;
-    cluster.drop_chunks(joined.evicted);
+    cluster.drop_chunks(joined.drop_later);
+    for evicted in joined.drop_first {
+        cluster.drop_chunk(evicted).await;
+    }
 
     let request = NodeRequest::Store {
         key: key.clone(),

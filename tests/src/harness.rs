@@ -1,0 +1,233 @@
+//! A real cache on loopback for end-to-end tests: the `infinicache-proxy`
+//! binary with its embedded local Lambda platform, whose environments run the
+//! real `infinicache-node` binary.
+//!
+//! Every cache listens on ephemeral ports (port 0), so tests run in
+//! parallel without colliding; the proxy announces its addresses on stdout.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use infinicache::Client;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use crate::target_bin;
+
+/// A running proxy (and its local platform and nodes).
+pub struct TestCache {
+    child: Child,
+    /// The client listener.
+    pub client_addr: String,
+    /// The node listener.
+    pub node_addr: String,
+    /// The local platform's Invoke/admin API.
+    pub platform_addr: SocketAddr,
+}
+
+impl TestCache {
+    /// Starts a cache with test-friendly defaults (no periodic warm-ups)
+    /// plus `args` (proxy flags, which may override the defaults).
+    pub async fn start(args: &[&str]) -> TestCache {
+        let mut command = Command::new(target_bin("infinicache-proxy"));
+        command
+            .args([
+                "--client-listen",
+                "127.0.0.1:0",
+                "--node-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--warmup-interval", "0s"])
+            .args(args)
+            .env(
+                "INFINICACHE_LOG",
+                std::env::var("INFINICACHE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("cannot start infinicache-proxy");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read proxy stdout") {
+                if line.starts_with("infinicache-proxy ready") {
+                    return line;
+                }
+            }
+            panic!("infinicache-proxy exited before it was ready");
+        })
+        .await
+        .expect("infinicache-proxy did not become ready");
+        let field = |name: &str| {
+            ready
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name}= in {ready:?}"))
+                .to_string()
+        };
+        let platform = field("platform");
+        let platform_addr = platform
+            .trim_start_matches("http://")
+            .parse()
+            .expect("platform address");
+        // Keep draining stdout so the proxy never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        TestCache {
+            child,
+            client_addr: field("client"),
+            node_addr: field("nodes"),
+            platform_addr,
+        }
+    }
+
+    /// A client with `k` data and `r` parity shards.
+    pub async fn client(&self, k: usize, r: usize) -> Client {
+        Client::builder()
+            .proxy(&self.client_addr)
+            .data_shards(k)
+            .parity_shards(r)
+            .timeout(Duration::from_secs(60))
+            .connect()
+            .await
+            .expect("connect to the test cache")
+    }
+
+    /// GET on the platform's admin API, parsed as JSON.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let (status, body) = http(self.platform_addr, "GET", path, "").await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("admin API returned JSON")
+    }
+
+    /// POST on the platform's admin API, parsed as JSON.
+    pub async fn admin_post(&self, path: &str) -> Value {
+        let (status, body) = http(self.platform_addr, "POST", path, "").await;
+        assert_eq!(status, 200, "POST {path}: {body}");
+        serde_json::from_str(&body).expect("admin API returned JSON")
+    }
+
+    /// Reclaims (kills) every environment of a function, as the provider may.
+    pub async fn reclaim(&self, function: &str) -> u64 {
+        let reply = self
+            .admin_post(&format!("/admin/functions/{function}/reclaim"))
+            .await;
+        reply["reclaimed"].as_u64().expect("reclaimed count")
+    }
+
+    /// The pids of a function's environments.
+    pub async fn pids(&self, function: &str) -> Vec<u32> {
+        let envs = self
+            .admin_get(&format!("/admin/functions/{function}/environments"))
+            .await;
+        envs.as_array()
+            .map(|envs| {
+                envs.iter()
+                    .filter_map(|env| env["pid"].as_u64())
+                    .map(|pid| pid as u32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The platform's billing records.
+    pub async fn billing(&self) -> Vec<Value> {
+        match self.admin_get("/admin/billing").await {
+            Value::Array(records) => records,
+            other => panic!("billing is not a list: {other}"),
+        }
+    }
+
+    /// Stops the proxy gracefully (it kills its environments).
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+impl Drop for TestCache {
+    fn drop(&mut self) {
+        // Ask for a clean shutdown first: the proxy then kills its node
+        // processes, including frozen ones, instead of orphaning them.
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            for _ in 0..100 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A minimal HTTP/1.1 request (`Connection: close`); returns status and body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    (status, dechunk(body))
+}
+
+/// Undoes `Transfer-Encoding: chunked` if the body looks chunked.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_string();
+        };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_string();
+        };
+        if size == 0 {
+            return out;
+        }
+        let Some(chunk) = after.get(..size) else {
+            return body.to_string();
+        };
+        out.push_str(chunk);
+        rest = after.get(size + 2..).unwrap_or_default();
+    }
+}
+
+/// Random bytes.
+pub fn random_bytes(len: usize) -> bytes::Bytes {
+    use rand::RngCore;
+    let mut data = vec![0u8; len];
+    rand::rng().fill_bytes(&mut data);
+    data.into()
+}

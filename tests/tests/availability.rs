@@ -1,0 +1,71 @@
+//! GETs survive lost and frozen nodes: erasure coding needs only `k` of the
+//! `k + r` chunks, and the client never waits for a straggler.
+
+use std::time::{Duration, Instant};
+
+use infinicache_tests::harness::{TestCache, random_bytes};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_survives_r_reclaimed_nodes() {
+    // A pool of exactly k + r nodes: every node holds one chunk of the object.
+    let cache = TestCache::start(&["--pool-size", "12"]).await;
+    let client = cache.client(10, 2).await;
+    let data = random_bytes(3 * 1024 * 1024 + 17);
+    client.put("survivor", data.clone()).await.expect("put");
+
+    for node in [3, 8] {
+        let reclaimed = cache.reclaim(&format!("infinicache-node-{node}")).await;
+        assert!(reclaimed >= 1, "node {node} had no environment to reclaim");
+    }
+    let got = client.get("survivor").await.expect("get after reclaim").expect("present");
+    assert!(got == data, "object changed after losing 2 nodes");
+
+    // Losing more than r chunks makes the object unreadable: an error,
+    // never wrong data.
+    cache.reclaim("infinicache-node-0").await;
+    let err = client.get("survivor").await.expect_err("3 of 12 chunks lost with r = 2");
+    assert!(err.to_string().contains("chunks"), "unexpected error: {err}");
+    cache.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_does_not_wait_for_a_frozen_node() {
+    // Nodes stay connected (long idle timeout), so a SIGSTOPped node holds
+    // an open connection that never answers: the worst kind of straggler.
+    let request_timeout = Duration::from_secs(30);
+    let cache = TestCache::start(&[
+        "--pool-size",
+        "6",
+        "--data-shards",
+        "4",
+        "--parity-shards",
+        "2",
+        "--node-idle-timeout",
+        "120s",
+        "--node-request-timeout",
+        "30s",
+    ])
+    .await;
+    let client = cache.client(4, 2).await;
+    let data = random_bytes(2 * 1024 * 1024);
+    client.put("straggler", data.clone()).await.expect("put");
+
+    let pids = cache.pids("infinicache-node-2").await;
+    assert_eq!(pids.len(), 1, "node 2 should have one environment");
+    let pid = Pid::from_raw(pids[0] as i32);
+    kill(pid, Signal::SIGSTOP).expect("freeze node 2");
+
+    let started = Instant::now();
+    let got = client.get("straggler").await;
+    let elapsed = started.elapsed();
+    kill(pid, Signal::SIGCONT).expect("thaw node 2");
+
+    assert_eq!(got.expect("get with a frozen node").as_ref(), Some(&data));
+    assert!(
+        elapsed < request_timeout / 4,
+        "GET took {elapsed:?}: it waited for the frozen node (timeout {request_timeout:?})"
+    );
+    cache.stop().await;
+}
