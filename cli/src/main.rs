@@ -19,10 +19,20 @@ use clap::{Parser, Subcommand};
 use infinicache::Client;
 
 #[derive(Debug, Parser)]
-#[command(name = "infinicache", version, about = "InfiniCache command-line client")]
+#[command(
+    name = "infinicache",
+    version,
+    about = "InfiniCache command-line client"
+)]
 struct Args {
     /// Proxy address (repeat for several proxies).
-    #[arg(short, long = "proxy", env = "INFINICACHE_PROXY", value_delimiter = ',', default_value = "127.0.0.1:6378")]
+    #[arg(
+        short,
+        long = "proxy",
+        env = "INFINICACHE_PROXY",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:6378"
+    )]
     proxies: Vec<String>,
     /// Data shards per object (default: the proxy's suggestion).
     #[arg(short = 'k', long)]
@@ -74,7 +84,10 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Failure> {
     let error = |err: infinicache::Error| Failure::Error(err.to_string());
-    let mut builder = Client::builder().proxies(args.proxies).timeout(args.timeout).name("infinicache-cli");
+    let mut builder = Client::builder()
+        .proxies(args.proxies)
+        .timeout(args.timeout)
+        .name("infinicache-cli");
     if let Some(k) = args.data_shards {
         builder = builder.data_shards(k);
     }

@@ -64,7 +64,10 @@ fn capacity_from_env() -> u64 {
     memory_mb.saturating_sub(reserved_mb) * 1024 * 1024
 }
 
-async fn handle(node: Arc<Node>, event: LambdaEvent<Invocation>) -> Result<InvocationSummary, Error> {
+async fn handle(
+    node: Arc<Node>,
+    event: LambdaEvent<Invocation>,
+) -> Result<InvocationSummary, Error> {
     let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
     let (node_id, served, reason) = match event.payload {
         Invocation::Warmup { node_id } => (node_id, 0, "warmup"),

@@ -39,7 +39,8 @@ impl ReturnPolicy {
         let since_start = (earliest + self.margin).duration_since(self.start);
         let tick_ns = self.tick.as_nanos();
         let ticks = since_start.as_nanos().div_ceil(tick_ns).max(1);
-        let boundary = self.start + Duration::from_nanos(u64::try_from(ticks * tick_ns).unwrap_or(u64::MAX));
+        let boundary =
+            self.start + Duration::from_nanos(u64::try_from(ticks * tick_ns).unwrap_or(u64::MAX));
         boundary - self.margin
     }
 }
@@ -68,7 +69,10 @@ mod tests {
                 let last = start + last * MS;
                 let at = policy.return_at(last);
                 assert!(at >= last + 50 * MS, "tick {tick}: returned before idle");
-                assert!(at < last + 50 * MS + tick * MS, "tick {tick}: waited a whole extra tick");
+                assert!(
+                    at < last + 50 * MS + tick * MS,
+                    "tick {tick}: waited a whole extra tick"
+                );
             }
         }
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use infinicache::protocol::{
-    Decode, DEFAULT_MAX_FRAME_LEN, Encode, ErrorReply, FrameReader, FrameWriter, Hello, NodeHello,
+    DEFAULT_MAX_FRAME_LEN, Decode, Encode, ErrorReply, FrameReader, FrameWriter, Hello, NodeHello,
     NodeReply, NodeRequest, ServeArgs, Welcome, spawn_writer,
 };
 use thiserror::Error;
@@ -47,7 +47,11 @@ pub struct Outcome {
 }
 
 /// Serves the proxy until idle, the deadline nears, or the proxy goes away.
-pub async fn serve(node: Arc<Node>, args: &ServeArgs, deadline: SystemTime) -> Result<Outcome, SessionError> {
+pub async fn serve(
+    node: Arc<Node>,
+    args: &ServeArgs,
+    deadline: SystemTime,
+) -> Result<Outcome, SessionError> {
     let start = Instant::now();
     let leave_by = leave_by(start, deadline);
     let connect_error = |reason: String| SessionError::Connect {
@@ -58,7 +62,9 @@ pub async fn serve(node: Arc<Node>, args: &ServeArgs, deadline: SystemTime) -> R
         .await
         .map_err(|_| connect_error("timed out".into()))?
         .map_err(|err| connect_error(err.to_string()))?;
-    stream.set_nodelay(true).map_err(|err| connect_error(err.to_string()))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|err| connect_error(err.to_string()))?;
     let (read, write) = stream.into_split();
     let mut reader = FrameReader::new(read, DEFAULT_MAX_FRAME_LEN);
     let mut writer = FrameWriter::new(write);
@@ -151,7 +157,9 @@ pub async fn serve(node: Arc<Node>, args: &ServeArgs, deadline: SystemTime) -> R
 /// When to leave at the latest: before the invocation deadline, keeping a
 /// tenth of the time (at most 1 s) to say goodbye and return.
 fn leave_by(start: Instant, deadline: SystemTime) -> Instant {
-    let now_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let deadline_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
     let remaining = deadline_epoch.saturating_sub(now_epoch);
     let safety = (remaining / 10).min(Duration::from_secs(1));

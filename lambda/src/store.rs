@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use infinicache::codec::Chunk;
-use infinicache::protocol::{ErrorCode, ErrorReply, Key, NodeReply, NodeRequest, stored_chunk_cost};
+use infinicache::protocol::{
+    ErrorCode, ErrorReply, Key, NodeReply, NodeRequest, stored_chunk_cost,
+};
 
 /// Bodies below this size are copied into their own allocation when stored:
 /// a small body is a slice of a shared read buffer, and keeping it would pin
@@ -160,21 +162,39 @@ mod tests {
         let mut store = ChunkStore::new(1 << 20);
         let chunk = chunks(1000, 7).remove(0);
         assert!(matches!(
-            store.apply(NodeRequest::Store { key: key("a"), chunk: chunk.clone() }),
+            store.apply(NodeRequest::Store {
+                key: key("a"),
+                chunk: chunk.clone()
+            }),
             NodeReply::Stored { .. }
         ));
-        match store.apply(NodeRequest::Fetch { key: key("a"), version: 7, index: 0 }) {
+        match store.apply(NodeRequest::Fetch {
+            key: key("a"),
+            version: 7,
+            index: 0,
+        }) {
             NodeReply::Chunk(got) => assert_eq!(got.body, chunk.body),
             other => panic!("unexpected {other:?}"),
         }
         // Another version of the same index is a different chunk.
         assert!(matches!(
-            store.apply(NodeRequest::Fetch { key: key("a"), version: 8, index: 0 }),
+            store.apply(NodeRequest::Fetch {
+                key: key("a"),
+                version: 8,
+                index: 0
+            }),
             NodeReply::Missing
         ));
         assert!(matches!(
-            store.apply(NodeRequest::Drop { key: key("a"), version: 7, index: 0 }),
-            NodeReply::Dropped { used: 0, existed: true }
+            store.apply(NodeRequest::Drop {
+                key: key("a"),
+                version: 7,
+                index: 0
+            }),
+            NodeReply::Dropped {
+                used: 0,
+                existed: true
+            }
         ));
         assert_eq!(store.len(), 0);
     }
@@ -184,10 +204,16 @@ mod tests {
         let mut store = ChunkStore::new(2_000);
         let mut parts = chunks(2_000, 1);
         assert!(matches!(
-            store.apply(NodeRequest::Store { key: key("a"), chunk: parts.remove(0) }),
+            store.apply(NodeRequest::Store {
+                key: key("a"),
+                chunk: parts.remove(0)
+            }),
             NodeReply::Stored { .. }
         ));
-        match store.apply(NodeRequest::Store { key: key("a"), chunk: parts.remove(0) }) {
+        match store.apply(NodeRequest::Store {
+            key: key("a"),
+            chunk: parts.remove(0),
+        }) {
             NodeReply::Error(err) => assert_eq!(err.code, ErrorCode::CapacityExceeded),
             other => panic!("unexpected {other:?}"),
         }
@@ -202,7 +228,10 @@ mod tests {
         body[0] ^= 1;
         chunk.body = Bytes::from(body);
         assert!(matches!(
-            store.apply(NodeRequest::Store { key: key("a"), chunk }),
+            store.apply(NodeRequest::Store {
+                key: key("a"),
+                chunk
+            }),
             NodeReply::Error(_)
         ));
         assert_eq!(store.used(), 0);
@@ -212,9 +241,15 @@ mod tests {
     fn overwriting_the_same_chunk_is_accounted_once() {
         let mut store = ChunkStore::new(1 << 20);
         let chunk = chunks(1000, 1).remove(0);
-        store.apply(NodeRequest::Store { key: key("a"), chunk: chunk.clone() });
+        store.apply(NodeRequest::Store {
+            key: key("a"),
+            chunk: chunk.clone(),
+        });
         let used = store.used();
-        store.apply(NodeRequest::Store { key: key("a"), chunk });
+        store.apply(NodeRequest::Store {
+            key: key("a"),
+            chunk,
+        });
         assert_eq!(store.used(), used);
     }
 }

@@ -179,7 +179,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |setting, reason: String| Err(ConfigError::Invalid { setting, reason });
         if self.pool_size == 0 || self.pool_size > MAX_POOL_SIZE {
-            return invalid("pool_size", format!("must be 1..={MAX_POOL_SIZE}, got {}", self.pool_size));
+            return invalid(
+                "pool_size",
+                format!("must be 1..={MAX_POOL_SIZE}, got {}", self.pool_size),
+            );
         }
         let params = self.default_params()?;
         if params.total_shards() > self.pool_size {
@@ -231,7 +234,10 @@ impl Config {
             );
         }
         if self.local.max_environments_per_function == 0 {
-            return invalid("local.max_environments_per_function", "must be positive".into());
+            return invalid(
+                "local.max_environments_per_function",
+                "must be positive".into(),
+            );
         }
         Ok(())
     }
@@ -266,10 +272,9 @@ mod tests {
 
     #[test]
     fn toml_overrides_defaults() {
-        let config: Config = toml::from_str(
-            "pool_size = 20\nwarmup_interval = \"5m\"\n[local]\nfreeze = false\n",
-        )
-        .expect("parse");
+        let config: Config =
+            toml::from_str("pool_size = 20\nwarmup_interval = \"5m\"\n[local]\nfreeze = false\n")
+                .expect("parse");
         assert_eq!(config.pool_size, 20);
         assert_eq!(config.warmup_interval, Duration::from_secs(300));
         assert!(!config.local.freeze);

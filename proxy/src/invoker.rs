@@ -43,7 +43,13 @@ impl Invoker {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .endpoint_url(endpoint_url)
-            .credentials_provider(Credentials::new("local", "local", None, None, "infinicache-local"))
+            .credentials_provider(Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "infinicache-local",
+            ))
             .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             .build();
@@ -74,8 +80,13 @@ impl Invoker {
     }
 
     /// Invokes `function` and waits for it to return (RequestResponse).
-    pub async fn invoke(&self, function: &str, invocation: &Invocation) -> Result<InvocationSummary, InvokeError> {
-        let payload = serde_json::to_vec(invocation).map_err(|err| InvokeError::BadResponse(err.to_string()))?;
+    pub async fn invoke(
+        &self,
+        function: &str,
+        invocation: &Invocation,
+    ) -> Result<InvocationSummary, InvokeError> {
+        let payload = serde_json::to_vec(invocation)
+            .map_err(|err| InvokeError::BadResponse(err.to_string()))?;
         let output = self
             .client
             .invoke()
@@ -85,7 +96,10 @@ impl Invoker {
             .send()
             .await
             .map_err(|err| InvokeError::Api(DisplayErrorContext(err).to_string()))?;
-        let body = output.payload().map(|blob| blob.as_ref()).unwrap_or_default();
+        let body = output
+            .payload()
+            .map(|blob| blob.as_ref())
+            .unwrap_or_default();
         if let Some(kind) = output.function_error() {
             return Err(InvokeError::Function {
                 kind: kind.to_string(),

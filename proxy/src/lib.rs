@@ -1,12 +1,12 @@
 //! The InfiniCache proxy.
 //!
-//! * [`server`]: the client and node listeners, and start-up;
-//! * [`server::commands`]: how PUT, GET, DELETE and EXISTS are applied;
-//! * [`cluster`]: the node pool, per-node state machines, object metadata,
+//! * [`server`] — the client and node listeners, and start-up;
+//! * [`server::commands`] — how PUT, GET, DELETE and EXISTS are applied;
+//! * [`cluster`] — the node pool, per-node state machines, object metadata,
 //!   placement and LRU eviction, warm-ups;
-//! * [`invoker`]: invoking nodes through the Lambda Invoke API;
-//! * [`platform`]: the embedded local Lambda platform;
-//! * [`config`]: settings.
+//! * [`invoker`] — invoking nodes through the Lambda Invoke API;
+//! * [`platform`] — the embedded local Lambda platform;
+//! * [`config`] — settings.
 
 pub mod cluster;
 pub mod config;

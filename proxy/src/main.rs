@@ -12,11 +12,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use infinicache_proxy::config::{Config, PlatformKind};
 use infinicache_proxy::Proxy;
+use infinicache_proxy::config::{Config, PlatformKind};
 
 #[derive(Debug, Parser)]
-#[command(name = "infinicache-proxy", version, about = "InfiniCache proxy (and local Lambda platform)")]
+#[command(
+    name = "infinicache-proxy",
+    version,
+    about = "InfiniCache proxy (and local Lambda platform)"
+)]
 struct Args {
     /// TOML config file; flags override its settings.
     #[arg(short, long, env = "INFINICACHE_CONFIG")]
@@ -96,9 +100,21 @@ impl Args {
             ($($field:ident),*) => { $( if let Some(value) = self.$field { config.$field = value.into(); } )* };
         }
         set!(
-            client_listen, node_listen, platform, pool_size, function_prefix, node_memory_mb,
-            node_reserved_mb, data_shards, parity_shards, warmup_interval, billing_tick,
-            node_idle_timeout, function_timeout, node_request_timeout, region
+            client_listen,
+            node_listen,
+            platform,
+            pool_size,
+            function_prefix,
+            node_memory_mb,
+            node_reserved_mb,
+            data_shards,
+            parity_shards,
+            warmup_interval,
+            billing_tick,
+            node_idle_timeout,
+            function_timeout,
+            node_request_timeout,
+            region
         );
         if let Some(addr) = self.advertise_addr {
             config.advertise_addr = Some(addr);
@@ -167,14 +183,15 @@ async fn main() -> ExitCode {
 }
 
 async fn wait_for_shutdown() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot watch SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot watch SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}

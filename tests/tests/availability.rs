@@ -19,14 +19,24 @@ async fn get_survives_r_reclaimed_nodes() {
         let reclaimed = cache.reclaim(&format!("infinicache-node-{node}")).await;
         assert!(reclaimed >= 1, "node {node} had no environment to reclaim");
     }
-    let got = client.get("survivor").await.expect("get after reclaim").expect("present");
+    let got = client
+        .get("survivor")
+        .await
+        .expect("get after reclaim")
+        .expect("present");
     assert!(got == data, "object changed after losing 2 nodes");
 
     // Losing more than r chunks makes the object unreadable: an error,
     // never wrong data.
     cache.reclaim("infinicache-node-0").await;
-    let err = client.get("survivor").await.expect_err("3 of 12 chunks lost with r = 2");
-    assert!(err.to_string().contains("chunks"), "unexpected error: {err}");
+    let err = client
+        .get("survivor")
+        .await
+        .expect_err("3 of 12 chunks lost with r = 2");
+    assert!(
+        err.to_string().contains("chunks"),
+        "unexpected error: {err}"
+    );
     cache.stop().await;
 }
 

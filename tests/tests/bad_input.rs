@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use infinicache::codec::{CodecParams, ObjectCodec};
 use infinicache::protocol::{
-    ClientHello, ClientReply, ClientRequest, Decode, Encode, ErrorCode, ErrorReply, FrameReader, Hello, Key,
-    NodeHello, PutChunk, Welcome,
+    ClientHello, ClientReply, ClientRequest, Decode, Encode, ErrorCode, ErrorReply, FrameReader,
+    Hello, Key, NodeHello, PutChunk, Welcome,
 };
 use infinicache::{Client, Error};
 use infinicache_tests::harness::{TestCache, random_bytes};
@@ -34,13 +34,27 @@ async fn errors_until_closed<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Vec<
 }
 
 /// Connects and completes the client handshake.
-async fn handshaken(addr: &str) -> (FrameReader<tokio::net::tcp::OwnedReadHalf>, tokio::net::tcp::OwnedWriteHalf) {
+async fn handshaken(
+    addr: &str,
+) -> (
+    FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (read, mut write) = stream.into_split();
-    let hello = Hello::Client(ClientHello { name: "test".into() });
-    write.write_all(&hello.encode(0).to_bytes()).await.expect("hello");
+    let hello = Hello::Client(ClientHello {
+        name: "test".into(),
+    });
+    write
+        .write_all(&hello.encode(0).to_bytes())
+        .await
+        .expect("hello");
     let mut reader = FrameReader::new(read, 1 << 20);
-    let frame = reader.read_frame().await.expect("welcome").expect("a frame");
+    let frame = reader
+        .read_frame()
+        .await
+        .expect("welcome")
+        .expect("a frame");
     <Result<Welcome, ErrorReply>>::decode(frame)
         .expect("parse welcome")
         .expect("welcomed");
@@ -60,8 +74,14 @@ async fn reply(reader: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>) -> (u64
 async fn assert_still_serving(cache: &TestCache) {
     let client = cache.client(4, 2).await;
     let data = random_bytes(50_000);
-    client.put("still-serving", data.clone()).await.expect("put after abuse");
-    assert_eq!(client.get("still-serving").await.expect("get after abuse"), Some(data));
+    client
+        .put("still-serving", data.clone())
+        .await
+        .expect("put after abuse");
+    assert_eq!(
+        client.get("still-serving").await.expect("get after abuse"),
+        Some(data)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,35 +89,60 @@ async fn garbage_on_the_client_listener() {
     let cache = TestCache::start(&[]).await;
 
     // Random bytes instead of a Hello.
-    let mut stream = TcpStream::connect(&cache.client_addr).await.expect("connect");
+    let mut stream = TcpStream::connect(&cache.client_addr)
+        .await
+        .expect("connect");
     stream.write_all(&random_bytes(4096)).await.expect("write");
     stream.shutdown().await.expect("shutdown");
     errors_until_closed(stream).await;
 
     // A Hello with a wrong magic.
-    let mut bad_magic = Hello::Client(ClientHello { name: "x".into() }).encode(0).to_bytes().to_vec();
+    let mut bad_magic = Hello::Client(ClientHello { name: "x".into() })
+        .encode(0)
+        .to_bytes()
+        .to_vec();
     bad_magic[14] ^= 0xff;
-    let mut stream = TcpStream::connect(&cache.client_addr).await.expect("connect");
+    let mut stream = TcpStream::connect(&cache.client_addr)
+        .await
+        .expect("connect");
     stream.write_all(&bad_magic).await.expect("write");
     let errors = errors_until_closed(stream).await;
-    assert_eq!(errors.first().map(|e| e.code), Some(ErrorCode::Protocol), "{errors:?}");
+    assert_eq!(
+        errors.first().map(|e| e.code),
+        Some(ErrorCode::Protocol),
+        "{errors:?}"
+    );
 
     // An absurd length prefix after the handshake.
     let (reader, mut write) = handshaken(&cache.client_addr).await;
-    write.write_all(&[0xff, 0xff, 0xff, 0xff, 0x11, 0]).await.expect("write");
+    write
+        .write_all(&[0xff, 0xff, 0xff, 0xff, 0x11, 0])
+        .await
+        .expect("write");
     let errors = errors_until_closed(reader.into_inner()).await;
-    assert_eq!(errors.first().map(|e| e.code), Some(ErrorCode::TooLarge), "{errors:?}");
+    assert_eq!(
+        errors.first().map(|e| e.code),
+        Some(ErrorCode::TooLarge),
+        "{errors:?}"
+    );
 
     // A truncated frame, then the client goes away.
     let (reader, mut write) = handshaken(&cache.client_addr).await;
-    let get = ClientRequest::Get { key: Key::try_from("k").expect("key") }.encode(7).to_bytes();
+    let get = ClientRequest::Get {
+        key: Key::try_from("k").expect("key"),
+    }
+    .encode(7)
+    .to_bytes();
     write.write_all(&get[..get.len() - 1]).await.expect("write");
     write.shutdown().await.expect("shutdown");
     errors_until_closed(reader.into_inner()).await;
 
     // Random bytes after a valid handshake.
     let (reader, mut write) = handshaken(&cache.client_addr).await;
-    write.write_all(&random_bytes(100_000)).await.expect("write");
+    write
+        .write_all(&random_bytes(100_000))
+        .await
+        .expect("write");
     write.shutdown().await.expect("shutdown");
     errors_until_closed(reader.into_inner()).await;
 
@@ -111,21 +156,44 @@ async fn invalid_requests_get_errors_and_the_connection_goes_on() {
 
     // k + r larger than the pool (12 nodes).
     let codec = ObjectCodec::new(CodecParams::new(16, 4).expect("params"));
-    let chunk = codec.encode(&Bytes::from_static(b"hello"), 0).expect("encode").remove(0);
-    let put = ClientRequest::Put(PutChunk { key: Key::try_from("k").expect("key"), put_id: 1, chunk: chunk.clone() });
-    write.write_all(&put.encode(11).to_bytes()).await.expect("write");
+    let chunk = codec
+        .encode(&Bytes::from_static(b"hello"), 0)
+        .expect("encode")
+        .remove(0);
+    let put = ClientRequest::Put(PutChunk {
+        key: Key::try_from("k").expect("key"),
+        put_id: 1,
+        chunk: chunk.clone(),
+    });
+    write
+        .write_all(&put.encode(11).to_bytes())
+        .await
+        .expect("write");
     let (id, answer) = reply(&mut reader).await;
     assert_eq!(id, 11);
-    assert!(matches!(answer, ClientReply::Error(ref e) if e.code == ErrorCode::InvalidArgument), "{answer:?}");
+    assert!(
+        matches!(answer, ClientReply::Error(ref e) if e.code == ErrorCode::InvalidArgument),
+        "{answer:?}"
+    );
 
     // A chunk whose body does not match its header.
     let mut short = chunk.clone();
     short.body = Bytes::from_static(b"x");
-    let put = ClientRequest::Put(PutChunk { key: Key::try_from("k").expect("key"), put_id: 2, chunk: short });
-    write.write_all(&put.encode(12).to_bytes()).await.expect("write");
+    let put = ClientRequest::Put(PutChunk {
+        key: Key::try_from("k").expect("key"),
+        put_id: 2,
+        chunk: short,
+    });
+    write
+        .write_all(&put.encode(12).to_bytes())
+        .await
+        .expect("write");
     let (id, answer) = reply(&mut reader).await;
     assert_eq!(id, 12);
-    assert!(matches!(answer, ClientReply::Error(ref e) if e.code == ErrorCode::InvalidArgument), "{answer:?}");
+    assert!(
+        matches!(answer, ClientReply::Error(ref e) if e.code == ErrorCode::InvalidArgument),
+        "{answer:?}"
+    );
 
     // A chunk header with a broken checksum (k = 0 would be caught the same way).
     let mut frame = put.encode(13).to_bytes().to_vec();
@@ -134,22 +202,41 @@ async fn invalid_requests_get_errors_and_the_connection_goes_on() {
     write.write_all(&frame).await.expect("write");
     let (id, answer) = reply(&mut reader).await;
     assert_eq!(id, 13);
-    assert!(matches!(answer, ClientReply::Error(ref e) if e.code == ErrorCode::Protocol), "{answer:?}");
+    assert!(
+        matches!(answer, ClientReply::Error(ref e) if e.code == ErrorCode::Protocol),
+        "{answer:?}"
+    );
 
     // An unknown message kind.
-    let mut unknown = ClientRequest::Exists { key: Key::try_from("k").expect("key") }.encode(14).to_bytes().to_vec();
+    let mut unknown = ClientRequest::Exists {
+        key: Key::try_from("k").expect("key"),
+    }
+    .encode(14)
+    .to_bytes()
+    .to_vec();
     unknown[4] = 0x6e;
     write.write_all(&unknown).await.expect("write");
     let (id, answer) = reply(&mut reader).await;
     assert_eq!(id, 14);
-    assert!(matches!(answer, ClientReply::Error(ref e) if e.code == ErrorCode::Protocol), "{answer:?}");
+    assert!(
+        matches!(answer, ClientReply::Error(ref e) if e.code == ErrorCode::Protocol),
+        "{answer:?}"
+    );
 
     // The same connection still works.
-    let exists = ClientRequest::Exists { key: Key::try_from("k").expect("key") };
-    write.write_all(&exists.encode(15).to_bytes()).await.expect("write");
+    let exists = ClientRequest::Exists {
+        key: Key::try_from("k").expect("key"),
+    };
+    write
+        .write_all(&exists.encode(15).to_bytes())
+        .await
+        .expect("write");
     let (id, answer) = reply(&mut reader).await;
     assert_eq!(id, 15);
-    assert!(matches!(answer, ClientReply::Exists { exists: false }), "{answer:?}");
+    assert!(
+        matches!(answer, ClientReply::Exists { exists: false }),
+        "{answer:?}"
+    );
 
     assert_still_serving(&cache).await;
 }
@@ -157,18 +244,43 @@ async fn invalid_requests_get_errors_and_the_connection_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_parameters_are_rejected_by_the_client_and_the_proxy() {
     let cache = TestCache::start(&[]).await;
-    let zero_k = Client::builder().proxy(&cache.client_addr).data_shards(0).connect().await;
-    assert!(matches!(zero_k, Err(Error::InvalidArgument(_))), "{zero_k:?}");
-    let too_many = Client::builder().proxy(&cache.client_addr).data_shards(200).parity_shards(100).connect().await;
-    assert!(matches!(too_many, Err(Error::InvalidArgument(_))), "{too_many:?}");
+    let zero_k = Client::builder()
+        .proxy(&cache.client_addr)
+        .data_shards(0)
+        .connect()
+        .await;
+    assert!(
+        matches!(zero_k, Err(Error::InvalidArgument(_))),
+        "{zero_k:?}"
+    );
+    let too_many = Client::builder()
+        .proxy(&cache.client_addr)
+        .data_shards(200)
+        .parity_shards(100)
+        .connect()
+        .await;
+    assert!(
+        matches!(too_many, Err(Error::InvalidArgument(_))),
+        "{too_many:?}"
+    );
 
     // Valid for the codec, but more chunks than the pool has nodes.
     let client = cache.client(12, 4).await;
-    let err = client.put("k", random_bytes(10)).await.expect_err("16 chunks on 12 nodes");
-    assert_eq!(err.kind(), infinicache::client::ErrorKind::InvalidArgument, "{err}");
+    let err = client
+        .put("k", random_bytes(10))
+        .await
+        .expect_err("16 chunks on 12 nodes");
+    assert_eq!(
+        err.kind(),
+        infinicache::client::ErrorKind::InvalidArgument,
+        "{err}"
+    );
 
     let empty_key = client.put("", random_bytes(10)).await;
-    assert!(matches!(empty_key, Err(Error::InvalidArgument(_))), "{empty_key:?}");
+    assert!(
+        matches!(empty_key, Err(Error::InvalidArgument(_))),
+        "{empty_key:?}"
+    );
     assert_still_serving(&cache).await;
 }
 
@@ -192,9 +304,16 @@ async fn garbage_and_impostors_on_the_node_listener() {
         chunks: 0,
     });
     let mut stream = TcpStream::connect(&cache.node_addr).await.expect("connect");
-    stream.write_all(&impostor.encode(0).to_bytes()).await.expect("write");
+    stream
+        .write_all(&impostor.encode(0).to_bytes())
+        .await
+        .expect("write");
     let errors = errors_until_closed(stream).await;
-    assert_eq!(errors.first().map(|e| e.code), Some(ErrorCode::Unauthorized), "{errors:?}");
+    assert_eq!(
+        errors.first().map(|e| e.code),
+        Some(ErrorCode::Unauthorized),
+        "{errors:?}"
+    );
 
     // A node id outside the pool.
     let outsider = Hello::Node(NodeHello {
@@ -206,16 +325,32 @@ async fn garbage_and_impostors_on_the_node_listener() {
         chunks: 0,
     });
     let mut stream = TcpStream::connect(&cache.node_addr).await.expect("connect");
-    stream.write_all(&outsider.encode(0).to_bytes()).await.expect("write");
+    stream
+        .write_all(&outsider.encode(0).to_bytes())
+        .await
+        .expect("write");
     let errors = errors_until_closed(stream).await;
-    assert_eq!(errors.first().map(|e| e.code), Some(ErrorCode::Unauthorized), "{errors:?}");
+    assert_eq!(
+        errors.first().map(|e| e.code),
+        Some(ErrorCode::Unauthorized),
+        "{errors:?}"
+    );
 
     // A client dialing the node listener.
     let mut stream = TcpStream::connect(&cache.node_addr).await.expect("connect");
-    let hello = Hello::Client(ClientHello { name: "lost".into() });
-    stream.write_all(&hello.encode(0).to_bytes()).await.expect("write");
+    let hello = Hello::Client(ClientHello {
+        name: "lost".into(),
+    });
+    stream
+        .write_all(&hello.encode(0).to_bytes())
+        .await
+        .expect("write");
     let errors = errors_until_closed(stream).await;
-    assert_eq!(errors.first().map(|e| e.code), Some(ErrorCode::Protocol), "{errors:?}");
+    assert_eq!(
+        errors.first().map(|e| e.code),
+        Some(ErrorCode::Protocol),
+        "{errors:?}"
+    );
 
     assert_still_serving(&cache).await;
 }

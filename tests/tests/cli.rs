@@ -18,26 +18,57 @@ async fn cli_round_trips_a_file() {
         command.arg("--proxy").arg(&cache.client_addr).args(args);
         command
     };
-    let put = cli(&["put", "file-key"]).arg(&input).output().await.expect("run put");
-    assert!(put.status.success(), "put failed: {}", String::from_utf8_lossy(&put.stderr));
+    let put = cli(&["put", "file-key"])
+        .arg(&input)
+        .output()
+        .await
+        .expect("run put");
+    assert!(
+        put.status.success(),
+        "put failed: {}",
+        String::from_utf8_lossy(&put.stderr)
+    );
 
-    let get = cli(&["get", "file-key"]).arg(&output).output().await.expect("run get");
-    assert!(get.status.success(), "get failed: {}", String::from_utf8_lossy(&get.stderr));
-    assert!(std::fs::read(&output).expect("read output") == data, "file changed");
+    let get = cli(&["get", "file-key"])
+        .arg(&output)
+        .output()
+        .await
+        .expect("run get");
+    assert!(
+        get.status.success(),
+        "get failed: {}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert!(
+        std::fs::read(&output).expect("read output") == data,
+        "file changed"
+    );
 
-    let to_stdout = cli(&["get", "file-key"]).output().await.expect("run get to stdout");
+    let to_stdout = cli(&["get", "file-key"])
+        .output()
+        .await
+        .expect("run get to stdout");
     assert!(to_stdout.stdout == data, "stdout output differs");
 
-    let exists = cli(&["exists", "file-key"]).output().await.expect("run exists");
+    let exists = cli(&["exists", "file-key"])
+        .output()
+        .await
+        .expect("run exists");
     assert!(exists.status.success());
 
     let del = cli(&["del", "file-key"]).output().await.expect("run del");
     assert!(del.status.success());
-    let missing = cli(&["get", "file-key"]).output().await.expect("run get missing");
+    let missing = cli(&["get", "file-key"])
+        .output()
+        .await
+        .expect("run get missing");
     assert_eq!(missing.status.code(), Some(1), "a missing key exits with 1");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 
-    let bad_file = cli(&["put", "k", "/nonexistent/file"]).output().await.expect("run put");
+    let bad_file = cli(&["put", "k", "/nonexistent/file"])
+        .output()
+        .await
+        .expect("run put");
     assert_eq!(bad_file.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&bad_file.stderr).contains("cannot read"));
     cache.stop().await;

@@ -16,12 +16,24 @@ async fn round_trips(k: usize, r: usize) {
         let version = client.put(key.as_str(), data.clone()).await.expect("put");
         assert!(version > 0);
         assert!(client.exists(key.as_str()).await.expect("exists"));
-        let got = client.get(key.as_str()).await.expect("get").expect("present");
+        let got = client
+            .get(key.as_str())
+            .await
+            .expect("get")
+            .expect("present");
         assert_eq!(got.len(), size);
         assert!(got == data, "{size}-byte object came back different");
         assert!(client.delete(key.as_str()).await.expect("delete"));
-        assert_eq!(client.get(key.as_str()).await.expect("get after delete"), None);
-        assert!(!client.exists(key.as_str()).await.expect("exists after delete"));
+        assert_eq!(
+            client.get(key.as_str()).await.expect("get after delete"),
+            None
+        );
+        assert!(
+            !client
+                .exists(key.as_str())
+                .await
+                .expect("exists after delete")
+        );
     }
     cache.stop().await;
 }
@@ -91,7 +103,10 @@ async fn objects_written_with_other_parameters_are_readable() {
 async fn every_invocation_is_billed() {
     let cache = TestCache::start(&["--billing-tick", "100ms"]).await;
     let client = cache.client(10, 2).await;
-    client.put("billed", random_bytes(10 * KIB)).await.expect("put");
+    client
+        .put("billed", random_bytes(10 * KIB))
+        .await
+        .expect("put");
     let records = cache.billing().await;
     // Nodes return when idle; wait for the first invocations to end.
     let mut records = records;
@@ -102,12 +117,20 @@ async fn every_invocation_is_billed() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         records = cache.billing().await;
     }
-    assert!(records.len() >= 12, "expected a record per node invocation, got {}", records.len());
+    assert!(
+        records.len() >= 12,
+        "expected a record per node invocation, got {}",
+        records.len()
+    );
     for record in &records {
-        let billed = humantime::parse_duration(record["billed_duration"].as_str().expect("billed_duration"))
-            .expect("a duration")
-            .as_millis();
-        assert!(billed >= 100 && billed % 100 == 0, "billed {billed} ms is not whole 100 ms ticks: {record}");
+        let billed =
+            humantime::parse_duration(record["billed_duration"].as_str().expect("billed_duration"))
+                .expect("a duration")
+                .as_millis();
+        assert!(
+            billed >= 100 && billed.is_multiple_of(100),
+            "billed {billed} ms is not whole 100 ms ticks: {record}"
+        );
         assert_eq!(record["memory_mb"].as_u64(), Some(1024));
     }
 }

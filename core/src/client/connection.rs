@@ -66,10 +66,12 @@ impl ProxyLink {
     }
 
     async fn connect(&self) -> Result<Session, Error> {
-        let stream = TcpStream::connect(&self.addr)
-            .await
-            .map_err(|err| Error::Unavailable(format!("cannot connect to proxy {}: {err}", self.addr)))?;
-        stream.set_nodelay(true).map_err(|err| Error::Unavailable(err.to_string()))?;
+        let stream = TcpStream::connect(&self.addr).await.map_err(|err| {
+            Error::Unavailable(format!("cannot connect to proxy {}: {err}", self.addr))
+        })?;
+        stream
+            .set_nodelay(true)
+            .map_err(|err| Error::Unavailable(err.to_string()))?;
         let (read, write) = stream.into_split();
         let mut reader = FrameReader::new(read, DEFAULT_MAX_FRAME_LEN);
         let mut writer = FrameWriter::new(write);
@@ -81,7 +83,10 @@ impl ProxyLink {
             .await
             .map_err(|err| Error::Unavailable(format!("proxy {}: {err}", self.addr)))?;
         let frame = reader.read_frame().await?.ok_or_else(|| {
-            Error::Unavailable(format!("proxy {} closed the connection during the handshake", self.addr))
+            Error::Unavailable(format!(
+                "proxy {} closed the connection during the handshake",
+                self.addr
+            ))
         })?;
         let welcome = <Result<Welcome, ErrorReply>>::decode(frame)??;
         reader.set_max_frame_len(welcome.max_frame_len.max(DEFAULT_MAX_FRAME_LEN));

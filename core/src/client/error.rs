@@ -77,9 +77,10 @@ impl From<ErrorReply> for Error {
 impl From<ProtocolError> for Error {
     fn from(err: ProtocolError) -> Self {
         match err {
-            ProtocolError::InvalidField { field: "key", reason } => {
-                Error::InvalidArgument(format!("key {reason}"))
-            }
+            ProtocolError::InvalidField {
+                field: "key",
+                reason,
+            } => Error::InvalidArgument(format!("key {reason}")),
             ProtocolError::Io(err) => Error::Unavailable(err),
             other => Error::Protocol(other.to_string()),
         }
@@ -89,7 +90,9 @@ impl From<ProtocolError> for Error {
 impl From<MuxError> for Error {
     fn from(err: MuxError) -> Self {
         match err {
-            MuxError::Closed(reason) => Error::Unavailable(format!("proxy connection lost: {reason}")),
+            MuxError::Closed(reason) => {
+                Error::Unavailable(format!("proxy connection lost: {reason}"))
+            }
             MuxError::Protocol(err) => Error::Protocol(err.to_string()),
         }
     }

@@ -117,7 +117,9 @@ impl ClientBuilder {
             return Err(Error::InvalidArgument("no proxy address given".into()));
         }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
-            return Err(Error::InvalidArgument("timeouts must be greater than zero".into()));
+            return Err(Error::InvalidArgument(
+                "timeouts must be greater than zero".into(),
+            ));
         }
         let links: Vec<ProxyLink> = self
             .proxies
@@ -191,7 +193,15 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("proxies", &self.inner.links.iter().map(ProxyLink::addr).collect::<Vec<_>>())
+            .field(
+                "proxies",
+                &self
+                    .inner
+                    .links
+                    .iter()
+                    .map(ProxyLink::addr)
+                    .collect::<Vec<_>>(),
+            )
             .field("params", &self.inner.codec.params())
             .finish()
     }

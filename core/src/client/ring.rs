@@ -60,7 +60,10 @@ mod tests {
             counts[ring.route(format!("key-{i}").as_bytes()).unwrap_or(99)] += 1;
         }
         for count in counts {
-            assert!((7_000..13_000).contains(&count), "uneven spread: {counts:?}");
+            assert!(
+                (7_000..13_000).contains(&count),
+                "uneven spread: {counts:?}"
+            );
         }
     }
 

@@ -183,7 +183,9 @@ impl Encode for ClientReply {
                 super::wire::put_message(buf, &error.message);
                 frame.finish(Bytes::new())
             }
-            ClientReply::NotFound => OutFrame::builder(KIND_NOT_FOUND, request_id).finish(Bytes::new()),
+            ClientReply::NotFound => {
+                OutFrame::builder(KIND_NOT_FOUND, request_id).finish(Bytes::new())
+            }
             ClientReply::Deleted { existed } => {
                 let mut frame = OutFrame::builder(KIND_DELETED, request_id);
                 frame.fields().put_u8(u8::from(*existed));

@@ -154,7 +154,10 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 pub fn spawn_writer<W>(
     mut writer: FrameWriter<W>,
     capacity: usize,
-) -> (mpsc::Sender<OutFrame>, tokio::task::JoinHandle<std::io::Result<()>>)
+) -> (
+    mpsc::Sender<OutFrame>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)
 where
     W: AsyncWrite + Unpin + Send + 'static,
 {

@@ -121,11 +121,12 @@ impl Frame {
         }
         let mut frame = buf.split_to(total).freeze();
         let kind = frame[4];
-        let request_id = u64::from_be_bytes(
-            frame[6..FRAME_HEADER_LEN]
-                .try_into()
-                .map_err(|_| ProtocolError::Truncated { what: "frame header" })?,
-        );
+        let request_id =
+            u64::from_be_bytes(frame[6..FRAME_HEADER_LEN].try_into().map_err(|_| {
+                ProtocolError::Truncated {
+                    what: "frame header",
+                }
+            })?);
         let payload = frame.split_off(FRAME_HEADER_LEN);
         Ok(Some(Frame {
             kind,

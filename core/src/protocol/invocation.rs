@@ -79,13 +79,26 @@ mod tests {
         assert!(json.contains(r#""action":"serve""#), "{json}");
         let back: Invocation = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, invocation);
-        assert!(!format!("{invocation:?}").contains("ab\""), "token leaked into Debug");
+        assert!(
+            !format!("{invocation:?}").contains("ab\""),
+            "token leaked into Debug"
+        );
     }
 
     #[test]
     fn garbage_payloads_are_errors_not_panics() {
-        for raw in ["", "{}", "[]", r#"{"action":"fly"}"#, r#"{"action":"serve"}"#, "\u{0}"] {
-            assert!(serde_json::from_str::<Invocation>(raw).is_err(), "{raw:?} parsed");
+        for raw in [
+            "",
+            "{}",
+            "[]",
+            r#"{"action":"fly"}"#,
+            r#"{"action":"serve"}"#,
+            "\u{0}",
+        ] {
+            assert!(
+                serde_json::from_str::<Invocation>(raw).is_err(),
+                "{raw:?} parsed"
+            );
         }
     }
 }

@@ -147,11 +147,11 @@ impl<Req: Encode, Rep: Decode + Send + 'static> Mux<Req, Rep> {
                 let Some(map) = pending.as_mut() else { return };
                 match map.remove(&id) {
                     Some(Slot::Once(tx)) => drop(tx.send(reply)),
-                    Some(Slot::Stream(tx)) => {
-                        if tx.send(reply).is_ok() {
-                            map.insert(id, Slot::Stream(tx));
-                        }
+                    // Keep a stream registered while its reader is alive.
+                    Some(Slot::Stream(tx)) if tx.send(reply).is_ok() => {
+                        map.insert(id, Slot::Stream(tx));
                     }
+                    Some(Slot::Stream(_)) => {}
                     // The requester gave up (timeout, cancelled, or a GET
                     // that already had enough chunks): drop the straggler.
                     None => {}

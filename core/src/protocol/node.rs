@@ -130,7 +130,9 @@ impl Encode for NodeReply {
                 frame.fields().put_u64(*used);
                 frame.finish(Bytes::new())
             }
-            NodeReply::Chunk(chunk) => chunk_frame(OutFrame::builder(KIND_CHUNK, request_id), chunk),
+            NodeReply::Chunk(chunk) => {
+                chunk_frame(OutFrame::builder(KIND_CHUNK, request_id), chunk)
+            }
             NodeReply::Missing => OutFrame::builder(KIND_MISSING, request_id).finish(Bytes::new()),
             NodeReply::Dropped { used, existed } => {
                 let mut frame = OutFrame::builder(KIND_DROPPED, request_id);

@@ -259,7 +259,8 @@ impl Metadata {
             .into_iter()
             .filter_map(|id| {
                 let put = self.pending.remove(&id)?;
-                let err = ErrorReply::new(ErrorCode::Aborted, "PUT timed out waiting for its chunks");
+                let err =
+                    ErrorReply::new(ErrorCode::Aborted, "PUT timed out waiting for its chunks");
                 Some(self.abort(&id.0, put, err))
             })
             .collect()
@@ -325,7 +326,13 @@ impl Metadata {
         evicted: &mut Vec<ChunkLoc>,
     ) -> Result<Vec<NodeId>, ErrorReply> {
         let fits = |usage: &NodeUsage| usage.capacity.saturating_sub(usage.used) >= chunk_cost;
-        if self.nodes.iter().filter(|usage| usage.capacity >= chunk_cost).count() < total {
+        if self
+            .nodes
+            .iter()
+            .filter(|usage| usage.capacity >= chunk_cost)
+            .count()
+            < total
+        {
             return Err(ErrorReply::new(
                 ErrorCode::TooLarge,
                 format!("a chunk of {chunk_cost} bytes does not fit on {total} nodes of this pool"),
@@ -466,7 +473,13 @@ mod tests {
     }
 
     /// Runs a whole PUT through the metadata, every chunk succeeding.
-    fn put(meta: &mut Metadata, name: &str, k: usize, r: usize, len: usize) -> (u64, Vec<ChunkLoc>) {
+    fn put(
+        meta: &mut Metadata,
+        name: &str,
+        k: usize,
+        r: usize,
+        len: usize,
+    ) -> (u64, Vec<ChunkLoc>) {
         let now = Instant::now();
         let mut version = 0;
         let mut garbage = Vec::new();
@@ -478,7 +491,10 @@ mod tests {
             garbage.extend(joined.drop_later);
         }
         for h in &hs {
-            if let Some(mut finished) = meta.chunk_done(&key(name), 7, h.index, Ok(())).expect("pending") {
+            if let Some(mut finished) = meta
+                .chunk_done(&key(name), 7, h.index, Ok(()))
+                .expect("pending")
+            {
                 assert_eq!(finished.outcome, Ok(version));
                 finished.announce();
                 garbage.extend(finished.garbage);
@@ -503,13 +519,21 @@ mod tests {
         let mut meta = Metadata::new(4, 1 << 30);
         let hs = headers(2, 2, 100);
         for h in &hs {
-            meta.join_put(&key("a"), 1, h, Instant::now()).expect("join");
+            meta.join_put(&key("a"), 1, h, Instant::now())
+                .expect("join");
         }
         for h in &hs[..3] {
-            assert!(meta.chunk_done(&key("a"), 1, h.index, Ok(())).expect("pending").is_none());
+            assert!(
+                meta.chunk_done(&key("a"), 1, h.index, Ok(()))
+                    .expect("pending")
+                    .is_none()
+            );
             assert!(!meta.contains(&key("a")));
         }
-        let finished = meta.chunk_done(&key("a"), 1, 3, Ok(())).expect("pending").expect("finished");
+        let finished = meta
+            .chunk_done(&key("a"), 1, 3, Ok(()))
+            .expect("pending")
+            .expect("finished");
         assert!(finished.outcome.is_ok());
         assert!(meta.contains(&key("a")));
     }
@@ -519,7 +543,8 @@ mod tests {
         let mut meta = Metadata::new(4, 1 << 30);
         let hs = headers(2, 2, 100);
         for h in &hs {
-            meta.join_put(&key("a"), 1, h, Instant::now()).expect("join");
+            meta.join_put(&key("a"), 1, h, Instant::now())
+                .expect("join");
         }
         let mut finished = None;
         for h in &hs {
@@ -528,7 +553,9 @@ mod tests {
             } else {
                 Ok(())
             };
-            finished = meta.chunk_done(&key("a"), 1, h.index, result).expect("pending");
+            finished = meta
+                .chunk_done(&key("a"), 1, h.index, result)
+                .expect("pending");
         }
         let finished = finished.expect("finished");
         assert!(finished.outcome.is_err());
@@ -567,7 +594,9 @@ mod tests {
     fn objects_larger_than_the_pool_are_refused() {
         let mut meta = Metadata::new(4, 1000);
         let h = headers(2, 2, 10_000);
-        let err = meta.join_put(&key("a"), 1, &h[0], Instant::now()).expect_err("too large");
+        let err = meta
+            .join_put(&key("a"), 1, &h[0], Instant::now())
+            .expect_err("too large");
         assert_eq!(err.code, ErrorCode::TooLarge);
         let err = Metadata::new(3, 1 << 30)
             .join_put(&key("a"), 1, &h[0], Instant::now())
@@ -579,10 +608,14 @@ mod tests {
     fn duplicate_and_inconsistent_chunks_are_refused() {
         let mut meta = Metadata::new(4, 1 << 30);
         let h = headers(2, 2, 100);
-        meta.join_put(&key("a"), 1, &h[0], Instant::now()).expect("join");
+        meta.join_put(&key("a"), 1, &h[0], Instant::now())
+            .expect("join");
         assert!(meta.join_put(&key("a"), 1, &h[0], Instant::now()).is_err());
         let other = headers(2, 2, 300);
-        assert!(meta.join_put(&key("a"), 1, &other[1], Instant::now()).is_err());
+        assert!(
+            meta.join_put(&key("a"), 1, &other[1], Instant::now())
+                .is_err()
+        );
     }
 
     #[test]
@@ -594,7 +627,10 @@ mod tests {
         let finished = meta.expire_puts(start + std::time::Duration::from_secs(1));
         assert_eq!(finished.len(), 1);
         assert!(finished[0].outcome.is_err());
-        assert!(meta.chunk_done(&key("a"), 1, 0, Ok(())).is_err(), "late chunk must be dropped");
+        assert!(
+            meta.chunk_done(&key("a"), 1, 0, Ok(())).is_err(),
+            "late chunk must be dropped"
+        );
     }
 
     #[test]

@@ -49,7 +49,12 @@ pub struct Cluster {
 
 impl Cluster {
     /// A pool as described by `config`, whose nodes dial `node_addr`.
-    pub fn new(config: Arc<Config>, invoker: Invoker, node_addr: String, params: CodecParams) -> Arc<Self> {
+    pub fn new(
+        config: Arc<Config>,
+        invoker: Invoker,
+        node_addr: String,
+        params: CodecParams,
+    ) -> Arc<Self> {
         let nodes = (0..config.pool_size)
             .map(|i| NodeSlot::new(i as NodeId, config.function_name(i)))
             .collect();
@@ -114,7 +119,11 @@ impl Cluster {
     /// If the connection closes under the request (the node said Bye just
     /// as the request went out, or its environment died), the request is
     /// retried once on a fresh invocation; every node request is idempotent.
-    pub async fn call(self: &Arc<Self>, node: NodeId, request: &NodeRequest) -> Result<NodeReply, NodeError> {
+    pub async fn call(
+        self: &Arc<Self>,
+        node: NodeId,
+        request: &NodeRequest,
+    ) -> Result<NodeReply, NodeError> {
         let timeout = self.config.node_request_timeout;
         let mut attempt = 0;
         loop {
@@ -148,13 +157,21 @@ impl Cluster {
 
     /// Runs one invocation of `node` in the background; when it ends, starts
     /// the next one if requests are waiting.
-    fn spawn_invocation(self: &Arc<Self>, node: NodeId, kind: InvocationKind, token: Option<String>) {
+    fn spawn_invocation(
+        self: &Arc<Self>,
+        node: NodeId,
+        kind: InvocationKind,
+        token: Option<String>,
+    ) {
         let cluster = self.clone();
         tokio::spawn(async move {
             let Ok(slot) = cluster.slot(node) else { return };
             let invocation = match (kind, token) {
                 (InvocationKind::Serve, Some(token)) => {
-                    cluster.counters.serve_invocations.fetch_add(1, Ordering::Relaxed);
+                    cluster
+                        .counters
+                        .serve_invocations
+                        .fetch_add(1, Ordering::Relaxed);
                     Invocation::Serve(ServeArgs {
                         node_id: node,
                         proxy: cluster.node_addr.clone(),
@@ -164,7 +181,10 @@ impl Cluster {
                     })
                 }
                 _ => {
-                    cluster.counters.warmup_invocations.fetch_add(1, Ordering::Relaxed);
+                    cluster
+                        .counters
+                        .warmup_invocations
+                        .fetch_add(1, Ordering::Relaxed);
                     Invocation::Warmup { node_id: node }
                 }
             };
@@ -181,7 +201,10 @@ impl Cluster {
                     Some(err.to_string())
                 }
                 Err(err) => {
-                    cluster.counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
+                    cluster
+                        .counters
+                        .failed_invocations
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(node, function = slot.function(), ?kind, error = %err, "invocation failed");
                     Some(err.to_string())
                 }
@@ -194,7 +217,9 @@ impl Cluster {
 
     /// Checks a dialing node's token without changing anything.
     pub fn check_token(&self, hello: &NodeHello) -> Result<(), BadToken> {
-        let slot = self.slot(hello.node_id).map_err(|_| BadToken { node: hello.node_id })?;
+        let slot = self.slot(hello.node_id).map_err(|_| BadToken {
+            node: hello.node_id,
+        })?;
         slot.check_token(&hello.token)
     }
 
@@ -205,14 +230,22 @@ impl Cluster {
 
     /// A node dialed in: check its token and start routing to it.
     pub fn attach(self: &Arc<Self>, hello: &NodeHello, link: NodeLink) -> Result<(), BadToken> {
-        let slot = self.slot(hello.node_id).map_err(|_| BadToken { node: hello.node_id })?;
+        let slot = self.slot(hello.node_id).map_err(|_| BadToken {
+            node: hello.node_id,
+        })?;
         let attached = slot.attach(&hello.token, hello.instance_id, link)?;
         let mut meta = self.meta();
         meta.set_capacity(hello.node_id, hello.capacity);
         if attached.new_environment {
             let lost = meta.node_lost_memory(hello.node_id);
-            self.counters.lost_environments.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(node = hello.node_id, lost_chunks = lost, "node came back as a new environment");
+            self.counters
+                .lost_environments
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                node = hello.node_id,
+                lost_chunks = lost,
+                "node came back as a new environment"
+            );
         }
         Ok(())
     }
@@ -263,7 +296,9 @@ impl Cluster {
                 ticker.tick().await;
                 loop {
                     ticker.tick().await;
-                    let Some(cluster) = cluster.upgrade() else { return };
+                    let Some(cluster) = cluster.upgrade() else {
+                        return;
+                    };
                     cluster.warm_up(interval);
                 }
             }));
@@ -271,11 +306,16 @@ impl Cluster {
         let cluster = Arc::downgrade(self);
         let put_timeout = self.config.put_timeout;
         tasks.push(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval((put_timeout / 4).max(Duration::from_millis(100)));
+            let mut ticker =
+                tokio::time::interval((put_timeout / 4).max(Duration::from_millis(100)));
             loop {
                 ticker.tick().await;
-                let Some(cluster) = cluster.upgrade() else { return };
-                let Some(deadline) = Instant::now().checked_sub(put_timeout) else { continue };
+                let Some(cluster) = cluster.upgrade() else {
+                    return;
+                };
+                let Some(deadline) = Instant::now().checked_sub(put_timeout) else {
+                    continue;
+                };
                 let expired = cluster.meta().expire_puts(deadline);
                 for finished in expired {
                     tracing::warn!("abandoning a PUT whose chunks did not all arrive");

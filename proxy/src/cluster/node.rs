@@ -188,7 +188,9 @@ impl NodeSlot {
     /// Whether `token` is the one issued for the invocation in flight.
     pub fn check_token(&self, token: &[u8]) -> Result<(), BadToken> {
         let state = self.state.lock();
-        Self::valid_token(&state, token).then_some(()).ok_or(BadToken { node: self.id })
+        Self::valid_token(&state, token)
+            .then_some(())
+            .ok_or(BadToken { node: self.id })
     }
 
     fn valid_token(state: &State, token: &[u8]) -> bool {
@@ -196,12 +198,19 @@ impl NodeSlot {
     }
 
     /// A node dialed in presenting `token`.
-    pub fn attach(&self, token: &[u8], instance_id: u64, link: NodeLink) -> Result<Attached, BadToken> {
+    pub fn attach(
+        &self,
+        token: &[u8],
+        instance_id: u64,
+        link: NodeLink,
+    ) -> Result<Attached, BadToken> {
         let mut state = self.state.lock();
         if !Self::valid_token(&state, token) {
             return Err(BadToken { node: self.id });
         }
-        let new_environment = state.instance_id.is_some_and(|previous| previous != instance_id);
+        let new_environment = state
+            .instance_id
+            .is_some_and(|previous| previous != instance_id);
         state.instance_id = Some(instance_id);
         state.phase = Phase::Serving { link: link.clone() };
         state.last_active = Instant::now();
@@ -302,13 +311,19 @@ mod tests {
     #[test]
     fn only_one_invocation_at_a_time() {
         let slot = NodeSlot::new(0, "f-0".into());
-        let Acquire::Wait { invoke: Some(_), .. } = slot.acquire() else {
+        let Acquire::Wait {
+            invoke: Some(_), ..
+        } = slot.acquire()
+        else {
             panic!("first acquire must invoke");
         };
         let Acquire::Wait { invoke: None, .. } = slot.acquire() else {
             panic!("second acquire must wait for the same invocation");
         };
-        assert!(!slot.begin_warmup(std::time::Duration::ZERO), "no warm-up while invoking");
+        assert!(
+            !slot.begin_warmup(std::time::Duration::ZERO),
+            "no warm-up while invoking"
+        );
     }
 
     #[test]
@@ -317,8 +332,14 @@ mod tests {
         let Acquire::Wait { mut link, .. } = slot.acquire() else {
             panic!("must wait");
         };
-        assert_eq!(slot.invocation_ended(InvocationKind::Serve, Some("boom".into())), None);
-        assert!(matches!(link.try_recv(), Ok(Err(NodeError::Unavailable { .. }))));
+        assert_eq!(
+            slot.invocation_ended(InvocationKind::Serve, Some("boom".into())),
+            None
+        );
+        assert!(matches!(
+            link.try_recv(),
+            Ok(Err(NodeError::Unavailable { .. }))
+        ));
         assert_eq!(slot.status().phase, "idle");
     }
 
@@ -329,7 +350,10 @@ mod tests {
         let Acquire::Wait { invoke: None, .. } = slot.acquire() else {
             panic!("must wait for the warm-up");
         };
-        assert!(slot.invocation_ended(InvocationKind::Warmup, None).is_some());
+        assert!(
+            slot.invocation_ended(InvocationKind::Warmup, None)
+                .is_some()
+        );
         assert_eq!(slot.status().phase, "invoking");
     }
 }

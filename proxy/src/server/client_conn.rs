@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infinicache::protocol::{
-    ClientRequest, Decode, Encode, ErrorCode, ErrorReply, FrameReader, FrameWriter, Hello, PROTOCOL_VERSION,
-    Welcome, spawn_writer,
+    ClientRequest, Decode, Encode, ErrorCode, ErrorReply, FrameReader, FrameWriter, Hello,
+    PROTOCOL_VERSION, Welcome, spawn_writer,
 };
 use parking_lot::Mutex;
 use tokio::net::TcpStream;

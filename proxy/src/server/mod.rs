@@ -33,7 +33,9 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot find the node binary {path}: build it with `cargo build --release -p infinicache-node` or set local.node_binary")]
+    #[error(
+        "cannot find the node binary {path}: build it with `cargo build --release -p infinicache-node` or set local.node_binary"
+    )]
     NodeBinary { path: PathBuf },
     #[error("local Lambda platform: {0}")]
     Platform(#[from] PlatformError),
@@ -56,12 +58,18 @@ impl Proxy {
         let params = config.default_params()?;
         let (client_listener, client_addr) = bind(config.client_listen).await?;
         let (node_listener, node_addr) = bind(config.node_listen).await?;
-        let advertised = config.advertise_addr.clone().unwrap_or_else(|| node_addr.to_string());
+        let advertised = config
+            .advertise_addr
+            .clone()
+            .unwrap_or_else(|| node_addr.to_string());
 
         let (invoker, platform) = match config.platform {
             PlatformKind::Local => {
                 let platform = start_local_platform(&config).await?;
-                (Invoker::local(&platform.endpoint_url(), &config.region), Some(platform))
+                (
+                    Invoker::local(&platform.endpoint_url(), &config.region),
+                    Some(platform),
+                )
             }
             PlatformKind::Aws => (
                 Invoker::aws(Some(&config.region), config.endpoint_url.as_deref()).await,
@@ -71,12 +79,16 @@ impl Proxy {
 
         let cluster = Cluster::new(Arc::new(config), invoker, advertised, params);
         let mut tasks = cluster.spawn_maintenance();
-        tasks.push(accept_loop(client_listener, cluster.clone(), |cluster, stream, peer| {
-            client_conn::serve(cluster, stream, peer)
-        }));
-        tasks.push(accept_loop(node_listener, cluster.clone(), |cluster, stream, peer| {
-            node_conn::serve(cluster, stream, peer)
-        }));
+        tasks.push(accept_loop(
+            client_listener,
+            cluster.clone(),
+            client_conn::serve,
+        ));
+        tasks.push(accept_loop(
+            node_listener,
+            cluster.clone(),
+            node_conn::serve,
+        ));
         Ok(Proxy {
             client_addr,
             node_addr,
@@ -174,8 +186,14 @@ async fn start_local_platform(config: &Config) -> Result<LocalPlatform, StartErr
             function.memory_mb = config.node_memory_mb;
             function.timeout = config.function_timeout;
             function.environment = vec![
-                ("INFINICACHE_RESERVED_MB".into(), config.node_reserved_mb.to_string()),
-                ("INFINICACHE_LOG".into(), std::env::var("INFINICACHE_NODE_LOG").unwrap_or_else(|_| "warn".into())),
+                (
+                    "INFINICACHE_RESERVED_MB".into(),
+                    config.node_reserved_mb.to_string(),
+                ),
+                (
+                    "INFINICACHE_LOG".into(),
+                    std::env::var("INFINICACHE_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+                ),
             ];
             function
         })

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infinicache::protocol::{
-    Decode, Encode, ErrorCode, ErrorReply, FrameReader, FrameWriter, Hello, Mux, NodeHello, NodeReply,
-    NodeRequest, PROTOCOL_VERSION, Welcome,
+    Decode, Encode, ErrorCode, ErrorReply, FrameReader, FrameWriter, Hello, Mux, NodeHello,
+    NodeReply, NodeRequest, PROTOCOL_VERSION, Welcome,
 };
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -78,7 +78,9 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
     });
 }
 
-async fn handshake(reader: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>) -> Result<NodeHello, ErrorReply> {
+async fn handshake(
+    reader: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>,
+) -> Result<NodeHello, ErrorReply> {
     let frame = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_frame())
         .await
         .map_err(|_| ErrorReply::new(ErrorCode::Protocol, "no Hello within the handshake timeout"))?

@@ -32,7 +32,11 @@ pub async fn apply(cluster: Arc<Cluster>, key: Key, replies: Replies) {
         let index = index as u8;
         let Some(node) = *node else {
             let lost = ErrorReply::new(ErrorCode::Unavailable, "chunk lost with its node's memory");
-            if replies.send(ClientReply::ChunkFailed { index, error: lost }).await.is_err() {
+            if replies
+                .send(ClientReply::ChunkFailed { index, error: lost })
+                .await
+                .is_err()
+            {
                 return;
             }
             continue;
@@ -53,10 +57,22 @@ pub async fn apply(cluster: Arc<Cluster>, key: Key, replies: Replies) {
             {
                 ClientReply::Chunk(chunk)
             }
-            Ok(NodeReply::Chunk(_)) => failed(index, ErrorCode::Internal, format!("node {node} returned the wrong chunk")),
-            Ok(NodeReply::Missing) => failed(index, ErrorCode::Unavailable, format!("node {node} no longer holds the chunk")),
+            Ok(NodeReply::Chunk(_)) => failed(
+                index,
+                ErrorCode::Internal,
+                format!("node {node} returned the wrong chunk"),
+            ),
+            Ok(NodeReply::Missing) => failed(
+                index,
+                ErrorCode::Unavailable,
+                format!("node {node} no longer holds the chunk"),
+            ),
             Ok(NodeReply::Error(err)) => ClientReply::ChunkFailed { index, error: err },
-            Ok(other) => failed(index, ErrorCode::Internal, format!("node {node} answered a fetch with {other:?}")),
+            Ok(other) => failed(
+                index,
+                ErrorCode::Internal,
+                format!("node {node} answered a fetch with {other:?}"),
+            ),
             Err(err) => failed(index, ErrorCode::Unavailable, err.to_string()),
         };
         if replies.send(reply).await.is_err() {

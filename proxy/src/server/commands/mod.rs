@@ -34,7 +34,10 @@ impl Replies {
 
 impl Replies {
     /// Queues an error reply.
-    pub async fn send_error(&self, error: infinicache::protocol::ErrorReply) -> Result<(), ClientGone> {
+    pub async fn send_error(
+        &self,
+        error: infinicache::protocol::ErrorReply,
+    ) -> Result<(), ClientGone> {
         self.send(ClientReply::Error(error)).await
     }
 }

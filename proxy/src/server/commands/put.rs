@@ -28,7 +28,9 @@ async fn store(cluster: &Arc<Cluster>, put: PutChunk) -> Result<u64, ErrorReply>
     let header = chunk.header;
     validate(cluster, &chunk)?;
 
-    let joined = cluster.meta().join_put(&key, put_id, &header, Instant::now())?;
+    let joined = cluster
+        .meta()
+        .join_put(&key, put_id, &header, Instant::now())?;
     cluster.drop_chunks(joined.drop_later);
     for evicted in joined.drop_first {
         cluster.drop_chunk(evicted).await;
@@ -51,7 +53,9 @@ async fn store(cluster: &Arc<Cluster>, put: PutChunk) -> Result<u64, ErrorReply>
         Err(err) => Err(ErrorReply::new(ErrorCode::Unavailable, err.to_string())),
     };
     let stored = result.is_ok();
-    let done = cluster.meta().chunk_done(&key, put_id, header.index, result);
+    let done = cluster
+        .meta()
+        .chunk_done(&key, put_id, header.index, result);
     match done {
         Ok(Some(finished)) => cluster.finish_put(finished),
         Ok(None) => {}
@@ -91,7 +95,10 @@ fn validate(cluster: &Cluster, chunk: &Chunk) -> Result<(), ErrorReply> {
     if header.object_len > max {
         return Err(ErrorReply::new(
             ErrorCode::TooLarge,
-            format!("object of {} bytes exceeds the limit of {max} bytes", header.object_len),
+            format!(
+                "object of {} bytes exceeds the limit of {max} bytes",
+                header.object_len
+            ),
         ));
     }
     Ok(())
