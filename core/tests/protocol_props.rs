@@ -4,17 +4,25 @@
 use bytes::{Bytes, BytesMut};
 use infinicache::codec::{Chunk, CodecParams, ObjectCodec};
 use infinicache::protocol::{
-    ClientHello, ClientReply, ClientRequest, DEFAULT_MAX_FRAME_LEN, Decode, Encode, ErrorCode, ErrorReply, Frame,
-    FrameReader, Hello, Key, NodeHello, NodeReply, NodeRequest, PutChunk, Welcome,
+    ClientHello, ClientReply, ClientRequest, DEFAULT_MAX_FRAME_LEN, Decode, Encode, ErrorCode,
+    ErrorReply, Frame, FrameReader, Hello, Key, NodeHello, NodeReply, NodeRequest, PutChunk,
+    Welcome,
 };
 use proptest::prelude::*;
 
 fn key() -> impl Strategy<Value = Key> {
-    proptest::collection::vec(any::<u8>(), 1..64).prop_map(|bytes| Key::try_from(bytes).expect("non-empty key"))
+    proptest::collection::vec(any::<u8>(), 1..64)
+        .prop_map(|bytes| Key::try_from(bytes).expect("non-empty key"))
 }
 
 fn chunk() -> impl Strategy<Value = Chunk> {
-    (1usize..6, 0usize..3, proptest::collection::vec(any::<u8>(), 0..2000), any::<u64>(), any::<prop::sample::Index>())
+    (
+        1usize..6,
+        0usize..3,
+        proptest::collection::vec(any::<u8>(), 0..2000),
+        any::<u64>(),
+        any::<prop::sample::Index>(),
+    )
         .prop_map(|(k, r, data, version, pick)| {
             let codec = ObjectCodec::new(CodecParams::new(k, r).expect("params"));
             let mut chunks = codec.encode(&Bytes::from(data), version).expect("encode");
@@ -23,12 +31,14 @@ fn chunk() -> impl Strategy<Value = Chunk> {
 }
 
 fn error_reply() -> impl Strategy<Value = ErrorReply> {
-    (any::<u16>(), ".{0,40}").prop_map(|(code, message)| ErrorReply::new(ErrorCode::from_u16(code), message))
+    (any::<u16>(), ".{0,40}")
+        .prop_map(|(code, message)| ErrorReply::new(ErrorCode::from_u16(code), message))
 }
 
 fn client_request() -> impl Strategy<Value = ClientRequest> {
     prop_oneof![
-        (key(), any::<u64>(), chunk()).prop_map(|(key, put_id, chunk)| ClientRequest::Put(PutChunk { key, put_id, chunk })),
+        (key(), any::<u64>(), chunk())
+            .prop_map(|(key, put_id, chunk)| ClientRequest::Put(PutChunk { key, put_id, chunk })),
         key().prop_map(|key| ClientRequest::Get { key }),
         key().prop_map(|key| ClientRequest::Delete { key }),
         key().prop_map(|key| ClientRequest::Exists { key }),
@@ -39,11 +49,18 @@ fn client_request() -> impl Strategy<Value = ClientRequest> {
 fn client_reply() -> impl Strategy<Value = ClientReply> {
     prop_oneof![
         any::<u64>().prop_map(|version| ClientReply::Stored { version }),
-        (any::<u64>(), any::<u64>(), 1usize..200, 0usize..56).prop_map(|(version, object_len, k, r)| {
-            ClientReply::Object { version, object_len, params: CodecParams::new(k, r).expect("params") }
-        }),
+        (any::<u64>(), any::<u64>(), 1usize..200, 0usize..56).prop_map(
+            |(version, object_len, k, r)| {
+                ClientReply::Object {
+                    version,
+                    object_len,
+                    params: CodecParams::new(k, r).expect("params"),
+                }
+            }
+        ),
         chunk().prop_map(ClientReply::Chunk),
-        (any::<u8>(), error_reply()).prop_map(|(index, error)| ClientReply::ChunkFailed { index, error }),
+        (any::<u8>(), error_reply())
+            .prop_map(|(index, error)| ClientReply::ChunkFailed { index, error }),
         Just(ClientReply::NotFound),
         any::<bool>().prop_map(|existed| ClientReply::Deleted { existed }),
         any::<bool>().prop_map(|exists| ClientReply::Exists { exists }),
@@ -54,8 +71,16 @@ fn client_reply() -> impl Strategy<Value = ClientReply> {
 fn node_request() -> impl Strategy<Value = NodeRequest> {
     prop_oneof![
         (key(), chunk()).prop_map(|(key, chunk)| NodeRequest::Store { key, chunk }),
-        (key(), any::<u64>(), any::<u8>()).prop_map(|(key, version, index)| NodeRequest::Fetch { key, version, index }),
-        (key(), any::<u64>(), any::<u8>()).prop_map(|(key, version, index)| NodeRequest::Drop { key, version, index }),
+        (key(), any::<u64>(), any::<u8>()).prop_map(|(key, version, index)| NodeRequest::Fetch {
+            key,
+            version,
+            index
+        }),
+        (key(), any::<u64>(), any::<u8>()).prop_map(|(key, version, index)| NodeRequest::Drop {
+            key,
+            version,
+            index
+        }),
         Just(NodeRequest::ByeAck),
     ]
 }
@@ -65,7 +90,8 @@ fn node_reply() -> impl Strategy<Value = NodeReply> {
         any::<u64>().prop_map(|used| NodeReply::Stored { used }),
         chunk().prop_map(NodeReply::Chunk),
         Just(NodeReply::Missing),
-        (any::<u64>(), any::<bool>()).prop_map(|(used, existed)| NodeReply::Dropped { used, existed }),
+        (any::<u64>(), any::<bool>())
+            .prop_map(|(used, existed)| NodeReply::Dropped { used, existed }),
         Just(NodeReply::Bye),
         error_reply().prop_map(NodeReply::Error),
     ]
@@ -74,9 +100,23 @@ fn node_reply() -> impl Strategy<Value = NodeReply> {
 fn hello() -> impl Strategy<Value = Hello> {
     prop_oneof![
         ".{0,30}".prop_map(|name| Hello::Client(ClientHello { name })),
-        (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..64), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>())
+        (
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>()
+        )
             .prop_map(|(node_id, token, instance_id, capacity, used, chunks)| {
-                Hello::Node(NodeHello { node_id, token: token.into(), instance_id, capacity, used, chunks })
+                Hello::Node(NodeHello {
+                    node_id,
+                    token: token.into(),
+                    instance_id,
+                    capacity,
+                    used,
+                    chunks,
+                })
             }),
     ]
 }
@@ -85,8 +125,13 @@ fn hello() -> impl Strategy<Value = Hello> {
 fn round_trip<M: Encode + Decode>(message: &M, request_id: u64) -> M {
     let bytes = message.encode(request_id).to_bytes();
     let mut buf = BytesMut::from(&bytes[..]);
-    let frame = Frame::parse(&mut buf, DEFAULT_MAX_FRAME_LEN).expect("valid frame").expect("complete frame");
-    assert!(buf.is_empty(), "frame length prefix disagrees with its content");
+    let frame = Frame::parse(&mut buf, DEFAULT_MAX_FRAME_LEN)
+        .expect("valid frame")
+        .expect("complete frame");
+    assert!(
+        buf.is_empty(),
+        "frame length prefix disagrees with its content"
+    );
     assert_eq!(frame.request_id, request_id);
     M::decode(frame).expect("decode what was encoded")
 }
@@ -94,7 +139,10 @@ fn round_trip<M: Encode + Decode>(message: &M, request_id: u64) -> M {
 /// Decoding and re-encoding must give back exactly the same frame.
 fn same_bytes<M: Encode + Decode>(message: &M, request_id: u64) {
     let again = round_trip(message, request_id);
-    assert_eq!(message.encode(request_id).to_bytes(), again.encode(request_id).to_bytes());
+    assert_eq!(
+        message.encode(request_id).to_bytes(),
+        again.encode(request_id).to_bytes()
+    );
 }
 
 proptest! {

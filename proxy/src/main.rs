@@ -19,7 +19,8 @@ use infinicache_proxy::config::{Config, PlatformKind};
 #[command(
     name = "infinicache-proxy",
     version,
-    about = "InfiniCache proxy (and local Lambda platform)"
+    about = "InfiniCache proxy (and local Lambda platform)",
+    args_override_self = true
 )]
 struct Args {
     /// TOML config file; flags override its settings.

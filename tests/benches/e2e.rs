@@ -263,7 +263,13 @@ struct Row {
 
 impl Row {
     /// Summarises per-operation latencies and the phase's wall time.
-    fn new(op: &str, size: usize, concurrency: usize, mut lat: Vec<Duration>, wall: Duration) -> Row {
+    fn new(
+        op: &str,
+        size: usize,
+        concurrency: usize,
+        mut lat: Vec<Duration>,
+        wall: Duration,
+    ) -> Row {
         lat.sort_unstable();
         let ops = lat.len();
         let total: Duration = lat.iter().sum();
@@ -427,7 +433,10 @@ async fn get_one(client: &Client, keys: &Keyspace, index: usize) -> Res<Duration
     let took = start.elapsed();
     let expected = keys.expected(index)?;
     match got {
-        None => Err(format!("GET {key}: not found, but {} bytes were PUT", expected.len())),
+        None => Err(format!(
+            "GET {key}: not found, but {} bytes were PUT",
+            expected.len()
+        )),
         Some(got) if got != expected => {
             let first_diff = got
                 .iter()
@@ -583,7 +592,9 @@ async fn warm_rows(settings: &Settings, rows: &mut Vec<Row>) -> Res<()> {
     let mut serial = 1u64;
 
     for (&size, &ops) in settings.sizes.iter().zip(&settings.ops) {
-        let nkeys = (KEYSPACE_BYTES / size.max(1)).clamp(max_conc, 1000).min(ops.max(max_conc));
+        let nkeys = (KEYSPACE_BYTES / size.max(1))
+            .clamp(max_conc, 1000)
+            .min(ops.max(max_conc));
         let keys = Arc::new(Keyspace {
             prefix: format!("e2e-{}", size_label(size)),
             expected: Mutex::new(vec![Bytes::new(); nkeys]),
@@ -690,7 +701,11 @@ fn write_csv(settings: &Settings, rows: &[Row]) -> Res<()> {
     for row in rows {
         row.csv(&mut out, settings);
     }
-    if let Some(dir) = settings.csv.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+    if let Some(dir) = settings
+        .csv
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir)
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
     }
