@@ -231,3 +231,21 @@ pub fn random_bytes(len: usize) -> bytes::Bytes {
     rand::rng().fill_bytes(&mut data);
     data.into()
 }
+
+/// Proxy flags for a pool of six nodes coding RS(4+2) by default.
+pub const SMALL_POOL: &[&str] = &[
+    "--pool-size",
+    "6",
+    "--data-shards",
+    "4",
+    "--parity-shards",
+    "2",
+];
+
+impl TestCache {
+    /// A cache with [`SMALL_POOL`] plus `args`.
+    pub async fn small(args: &[&str]) -> TestCache {
+        let all: Vec<&str> = SMALL_POOL.iter().chain(args).copied().collect();
+        TestCache::start(&all).await
+    }
+}

@@ -45,13 +45,7 @@ async fn get_does_not_wait_for_a_frozen_node() {
     // Nodes stay connected (long idle timeout), so a SIGSTOPped node holds
     // an open connection that never answers: the worst kind of straggler.
     let request_timeout = Duration::from_secs(30);
-    let cache = TestCache::start(&[
-        "--pool-size",
-        "6",
-        "--data-shards",
-        "4",
-        "--parity-shards",
-        "2",
+    let cache = TestCache::small(&[
         "--node-idle-timeout",
         "120s",
         "--node-request-timeout",

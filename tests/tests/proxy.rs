@@ -54,24 +54,8 @@ async fn a_config_file_sets_the_pool_and_suggested_coding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_spread_over_several_proxies() {
-    let first = TestCache::start(&[
-        "--pool-size",
-        "6",
-        "--data-shards",
-        "4",
-        "--parity-shards",
-        "2",
-    ])
-    .await;
-    let second = TestCache::start(&[
-        "--pool-size",
-        "6",
-        "--data-shards",
-        "4",
-        "--parity-shards",
-        "2",
-    ])
-    .await;
+    let first = TestCache::small(&[]).await;
+    let second = TestCache::small(&[]).await;
     let both = Client::builder()
         .proxies([first.client_addr.clone(), second.client_addr.clone()])
         .connect()
@@ -175,17 +159,7 @@ async fn idle_nodes_return_just_before_a_billing_tick_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_that_cannot_finish_in_time_times_out() {
-    let cache = TestCache::start(&[
-        "--pool-size",
-        "6",
-        "--data-shards",
-        "4",
-        "--parity-shards",
-        "2",
-        "--node-idle-timeout",
-        "60s",
-    ])
-    .await;
+    let cache = TestCache::small(&["--node-idle-timeout", "60s"]).await;
     let client = Client::builder()
         .proxy(&cache.client_addr)
         .timeout(Duration::from_millis(1500))

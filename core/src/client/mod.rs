@@ -249,13 +249,15 @@ impl Client {
         K::Error: Into<Error>,
     {
         let key = key.try_into().map_err(Into::into)?;
-        self.with_timeout(async {
-            let session = self.session_for(&key).await?;
-            match session.mux.call(&ClientRequest::Delete { key }).await? {
-                ClientReply::Deleted { existed } => Ok(existed),
-                other => Err(unexpected(other, "Delete")),
-            }
-        })
+        self.flag(
+            key,
+            |key| ClientRequest::Delete { key },
+            "Delete",
+            |reply| match reply {
+                ClientReply::Deleted { existed } => Some(*existed),
+                _ => None,
+            },
+        )
         .await
     }
 
@@ -266,12 +268,30 @@ impl Client {
         K::Error: Into<Error>,
     {
         let key = key.try_into().map_err(Into::into)?;
+        self.flag(
+            key,
+            |key| ClientRequest::Exists { key },
+            "Exists",
+            |reply| match reply {
+                ClientReply::Exists { exists } => Some(*exists),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// Sends a single-key request answered by one yes/no reply.
+    async fn flag(
+        &self,
+        key: Key,
+        request: impl FnOnce(Key) -> ClientRequest,
+        name: &str,
+        answer: impl FnOnce(&ClientReply) -> Option<bool>,
+    ) -> Result<bool, Error> {
         self.with_timeout(async {
             let session = self.session_for(&key).await?;
-            match session.mux.call(&ClientRequest::Exists { key }).await? {
-                ClientReply::Exists { exists } => Ok(exists),
-                other => Err(unexpected(other, "Exists")),
-            }
+            let reply = session.mux.call(&request(key)).await?;
+            answer(&reply).ok_or_else(|| unexpected(reply, name))
         })
         .await
     }

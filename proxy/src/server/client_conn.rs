@@ -9,47 +9,43 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use infinicache::protocol::{
-    ClientRequest, Decode, Encode, ErrorCode, ErrorReply, FrameReader, FrameWriter, Hello,
-    PROTOCOL_VERSION, Welcome, spawn_writer,
+    ClientRequest, Decode, Encode, ErrorCode, ErrorReply, Hello, spawn_writer,
 };
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 
 use super::commands::{self, Replies};
+use super::handshake::{self, Greeted};
 use crate::cluster::Cluster;
 
-/// How long a new connection may take to say Hello.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replies queued per connection before commands wait for the socket.
 const REPLY_QUEUE: usize = 1024;
 
 /// Serves one client until it disconnects or breaks the framing.
 pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let max_frame_len = cluster.config().max_frame_len;
-    let (read, write) = stream.into_split();
-    let mut reader = FrameReader::new(read, max_frame_len);
-    let mut writer = FrameWriter::new(write);
-
-    let name = match handshake(&mut reader).await {
-        Ok(name) => name,
-        Err(err) => {
-            tracing::debug!(%peer, error = %err.message, "client handshake failed");
-            let _ = writer.send(&err.encode(0)).await;
+    let Some(Greeted {
+        mut reader,
+        mut writer,
+        hello,
+    }) = handshake::greet(&cluster, stream, peer).await
+    else {
+        return;
+    };
+    let name = match hello {
+        Hello::Client(hello) => hello.name,
+        Hello::Node(_) => {
+            let err = ErrorReply::new(
+                ErrorCode::Protocol,
+                "nodes must dial the node listener, not the client listener",
+            );
+            handshake::refuse(&mut writer, peer, err).await;
             return;
         }
     };
-    let welcome = Welcome {
-        protocol_version: PROTOCOL_VERSION,
-        max_frame_len,
-        default_params: cluster.default_params(),
-        server: format!("infinicache-proxy/{}", env!("CARGO_PKG_VERSION")),
-    };
-    if writer.send(&welcome.encode(0)).await.is_err() {
+    if handshake::welcome(&cluster, &mut writer).await.is_err() {
         return;
     }
     tracing::debug!(%peer, client = %name, "client connected");
@@ -117,21 +113,4 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
     }
     drop(tx);
     let _ = writer_task.await;
-}
-
-async fn handshake(
-    reader: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>,
-) -> Result<String, ErrorReply> {
-    let frame = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_frame())
-        .await
-        .map_err(|_| ErrorReply::new(ErrorCode::Protocol, "no Hello within the handshake timeout"))?
-        .map_err(|err| ErrorReply::from(&err))?
-        .ok_or_else(|| ErrorReply::new(ErrorCode::Protocol, "closed before Hello"))?;
-    match Hello::decode(frame).map_err(|err| ErrorReply::from(&err))? {
-        Hello::Client(hello) => Ok(hello.name),
-        Hello::Node(_) => Err(ErrorReply::new(
-            ErrorCode::Protocol,
-            "nodes must dial the node listener, not the client listener",
-        )),
-    }
 }

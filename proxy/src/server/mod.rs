@@ -8,6 +8,7 @@
 
 pub mod client_conn;
 pub mod commands;
+mod handshake;
 pub mod node_conn;
 
 use std::net::SocketAddr;

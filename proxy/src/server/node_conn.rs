@@ -8,51 +8,48 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use infinicache::protocol::{
-    Decode, Encode, ErrorCode, ErrorReply, FrameReader, FrameWriter, Hello, Mux, NodeHello,
-    NodeReply, NodeRequest, PROTOCOL_VERSION, Welcome,
-};
+use infinicache::protocol::{ErrorCode, ErrorReply, Hello, Mux, NodeReply, NodeRequest};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::handshake::{self, Greeted};
 use crate::cluster::Cluster;
 use crate::cluster::node::NodeLink;
 
-/// How long a connecting node may take to say Hello.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Handles one connection on the node listener.
 pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let max_frame_len = cluster.config().max_frame_len;
-    let (read, write) = stream.into_split();
-    let mut reader = FrameReader::new(read, max_frame_len);
-    let mut writer = FrameWriter::new(write);
-
-    let hello = match handshake(&mut reader).await {
-        Ok(hello) => hello,
-        Err(err) => {
-            tracing::warn!(%peer, error = %err.message, "refused a node connection");
-            let _ = writer.send(&err.encode(0)).await;
+    let Some(Greeted {
+        reader,
+        mut writer,
+        hello,
+    }) = handshake::greet(&cluster, stream, peer).await
+    else {
+        return;
+    };
+    let hello = match hello {
+        Hello::Node(hello) => hello,
+        Hello::Client(_) => {
+            let err = ErrorReply::new(
+                ErrorCode::Protocol,
+                "clients must dial the client listener, not the node listener",
+            );
+            handshake::refuse(&mut writer, peer, err).await;
             return;
         }
     };
     if let Err(err) = cluster.check_token(&hello) {
         tracing::warn!(%peer, node = hello.node_id, "{err}");
-        let refusal = ErrorReply::new(ErrorCode::Unauthorized, err.to_string());
-        let _ = writer.send(&refusal.encode(0)).await;
+        handshake::refuse(
+            &mut writer,
+            peer,
+            ErrorReply::new(ErrorCode::Unauthorized, err.to_string()),
+        )
+        .await;
         return;
     }
     // Welcome before the link exists: the node must not see a request first.
-    let welcome = Welcome {
-        protocol_version: PROTOCOL_VERSION,
-        max_frame_len,
-        default_params: cluster.default_params(),
-        server: format!("infinicache-proxy/{}", env!("CARGO_PKG_VERSION")),
-    };
-    if writer.send(&welcome.encode(0)).await.is_err() {
+    if handshake::welcome(&cluster, &mut writer).await.is_err() {
         return;
     }
     let (bye_tx, mut bye_rx) = mpsc::unbounded_channel();
@@ -76,21 +73,4 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
         }
         cluster.detach(hello.node_id, &link);
     });
-}
-
-async fn handshake(
-    reader: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>,
-) -> Result<NodeHello, ErrorReply> {
-    let frame = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_frame())
-        .await
-        .map_err(|_| ErrorReply::new(ErrorCode::Protocol, "no Hello within the handshake timeout"))?
-        .map_err(|err| ErrorReply::from(&err))?
-        .ok_or_else(|| ErrorReply::new(ErrorCode::Protocol, "closed before Hello"))?;
-    match Hello::decode(frame).map_err(|err| ErrorReply::from(&err))? {
-        Hello::Node(hello) => Ok(hello),
-        Hello::Client(_) => Err(ErrorReply::new(
-            ErrorCode::Protocol,
-            "clients must dial the client listener, not the node listener",
-        )),
-    }
 }
