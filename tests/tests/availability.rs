@@ -73,3 +73,61 @@ async fn get_does_not_wait_for_a_frozen_node() {
     );
     cache.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_survive_between_invocations_in_frozen_environments() {
+    let cache = TestCache::small(&["--node-idle-timeout", "20ms"]).await;
+    let client = cache.client(4, 2).await;
+    let data = random_bytes(1024 * 1024);
+    client.put("kept", data.clone()).await.expect("put");
+    let pids_before = cache.pids("infinicache-node-1").await;
+
+    // Wait until every node has returned and its environment is frozen.
+    let mut all_frozen = false;
+    for _ in 0..200 {
+        let functions = cache.admin_get("/admin/functions").await;
+        all_frozen = functions
+            .as_array()
+            .expect("functions")
+            .iter()
+            .all(|function| {
+                function["environments"].as_array().is_some_and(|envs| {
+                    envs.iter().all(|env| {
+                        env["state"]["phase"] == "idle" && env["state"]["frozen"] == true
+                    })
+                })
+            });
+        if all_frozen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(all_frozen, "nodes should return and be frozen when idle");
+
+    // The next GET thaws the same environments, whose memory still holds the chunks.
+    assert_eq!(client.get("kept").await.expect("get"), Some(data));
+    assert_eq!(
+        cache.pids("infinicache-node-1").await,
+        pids_before,
+        "same environment, not a new one"
+    );
+    // Invocations are billed when they end, once the nodes are idle again.
+    let mut warm = 0;
+    for _ in 0..200 {
+        warm = cache
+            .billing()
+            .await
+            .iter()
+            .filter(|record| record["cold_start"] == false)
+            .count();
+        if warm >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        warm >= 4,
+        "the GET's invocations reuse warm environments ({warm} warm)"
+    );
+    cache.stop().await;
+}

@@ -181,3 +181,51 @@ async fn a_put_that_cannot_finish_in_time_times_out() {
     );
     cache.stop().await;
 }
+
+/// `--platform aws` goes through the AWS configuration chain (credentials
+/// and region from the environment, an endpoint override) to a Lambda API:
+/// here the embedded platform of another proxy, whose functions then dial
+/// the second proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_platform_path_invokes_functions_through_a_lambda_endpoint() {
+    let host = TestCache::small(&[]).await;
+    let endpoint = format!("http://{}", host.platform_addr);
+    let via_aws = TestCache::start_with_env(
+        &[
+            "--platform",
+            "aws",
+            "--endpoint-url",
+            &endpoint,
+            "--pool-size",
+            "6",
+            "--data-shards",
+            "4",
+            "--parity-shards",
+            "2",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    )
+    .await;
+    let client = via_aws.client(4, 2).await;
+    let data = random_bytes(200_000);
+    client
+        .put("through-aws-api", data.clone())
+        .await
+        .expect("put");
+    assert_eq!(
+        client.get("through-aws-api").await.expect("get"),
+        Some(data)
+    );
+    // Nobody used the host proxy itself: its environments exist because the
+    // second proxy invoked them through the Lambda API.
+    for node in 0..6 {
+        let pids = host.pids(&format!("infinicache-node-{node}")).await;
+        assert_eq!(pids.len(), 1, "node {node} runs in the host platform");
+    }
+    via_aws.stop().await;
+    host.stop().await;
+}
