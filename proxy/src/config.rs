@@ -282,6 +282,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_defaults() {
+        let text = include_str!("../../docs/proxy.example.toml");
+        let example: Config = toml::from_str(text).expect("docs/proxy.example.toml parses");
+        example.validate().expect("and is valid");
+        assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
     fn unknown_settings_are_rejected() {
         assert!(toml::from_str::<Config>("pool_sise = 3").is_err());
     }

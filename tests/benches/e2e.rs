@@ -22,8 +22,9 @@
 //! | `E2E_COLD_OPS`     | `3`                | cold GETs per size (0: skip the cold pass)   |
 //! | `E2E_CSV`          | `target/e2e-bench.csv` | where the CSV copy of the table goes     |
 //!
-//! Default op counts scale with the object size (2000 below 64 KiB, then a
-//! budget of about 600 MB per phase: 300 for 1 MiB, 60 for 10 MiB).
+//! Default op counts scale with the object size (10000 below 64 KiB, then a
+//! budget of about 4 GiB per phase, at most 1000: 1000 for 1 MiB, 400 for
+//! 10 MiB).
 //!
 //! Every timed operation is measured on its own; a phase's throughput is its
 //! operations (or bytes) over the phase's wall time. The nodes run with
@@ -38,8 +39,18 @@
 //! reconstruction), so the share of the end-to-end latency that is codec
 //! rather than network/proxy/node is visible.
 //!
-//! Every GET is checked against the bytes last PUT under its key; any error
-//! or mismatch makes the benchmark exit non-zero.
+//! Every GET is checked against the bytes last PUT under its key (after its
+//! latency was taken); any error or mismatch makes the benchmark exit
+//! non-zero. PUTs store one of a few random payloads (never the value the
+//! key holds already, so a stale read is caught), shared without copying.
+//!
+//! A second table shows where the CPU goes per operation: client (this
+//! process, minus the result checks), proxy and nodes, from `/proc` (Linux;
+//! elsewhere the table is left out). On a small machine the whole cache
+//! shares the CPUs, so this explains most of the latency.
+//!
+//! Results also go to a CSV file (one row per table row, with the CPU
+//! columns).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,7 +58,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use infinicache::{Client, CodecParams, ObjectCodec};
 use infinicache_tests::harness::{TestCache, random_bytes};
 
@@ -125,9 +136,9 @@ impl Settings {
 /// Timed operations per phase when `E2E_OPS` is not set.
 fn default_ops(size: usize) -> usize {
     if size < 64 * KIB {
-        2000
+        10_000
     } else {
-        (600 * MIB / size).clamp(20, 300)
+        (4000 * MIB / size).clamp(20, 1000)
     }
 }
 
@@ -259,6 +270,9 @@ struct Row {
     mean: Duration,
     mb_per_s: f64,
     ops_per_s: f64,
+    /// CPU time and minor page faults per operation of the client (this
+    /// process), the proxy and the nodes, when measured (Linux).
+    usage: Option<Usage3>,
 }
 
 impl Row {
@@ -284,7 +298,39 @@ impl Row {
             mean: total / u32::try_from(ops.max(1)).unwrap_or(u32::MAX),
             mb_per_s: (ops * size) as f64 / secs / 1e6,
             ops_per_s: ops as f64 / secs,
+            usage: None,
         }
+    }
+
+    fn with_usage(mut self, usage: Option<Usage3>) -> Row {
+        self.usage = usage;
+        self
+    }
+
+    fn print_usage(&self) {
+        let Some(Usage3 {
+            client,
+            proxy,
+            nodes,
+            bench_ms,
+        }) = self.usage
+        else {
+            return;
+        };
+        println!(
+            "{:<20} {:>8} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.0} {:>9.0} {:>9.0}",
+            self.op,
+            size_label(self.size),
+            self.concurrency,
+            bench_ms,
+            client.cpu_ms,
+            proxy.cpu_ms,
+            nodes.cpu_ms,
+            client.cpu_ms + proxy.cpu_ms + nodes.cpu_ms,
+            client.faults,
+            proxy.faults,
+            nodes.faults,
+        );
     }
 
     fn print(&self) {
@@ -303,9 +349,20 @@ impl Row {
     }
 
     fn csv(&self, out: &mut String, settings: &Settings) {
+        let usage = match self.usage {
+            Some(u) => {
+                let all = [u.client, u.proxy, u.nodes];
+                std::iter::once(format!("{:.3}", u.bench_ms))
+                    .chain(all.iter().map(|p| format!("{:.3}", p.cpu_ms)))
+                    .chain(all.iter().map(|p| format!("{:.0}", p.faults)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+            None => ",,,,,,".to_string(),
+        };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.1},{:.1},{:.1},{:.3},{:.3},{},{}",
+            "{},{},{},{},{},{:.1},{:.1},{:.1},{:.3},{:.3},{},{},{usage}",
             self.op,
             self.size,
             size_label(self.size),
@@ -327,6 +384,148 @@ fn print_header() {
         "{:<20} {:>8} {:>5} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "op", "size", "conc", "ops", "p50", "p99", "mean", "MB/s", "ops/s"
     );
+}
+
+fn print_usage_header() {
+    println!(
+        "{:<20} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "op",
+        "size",
+        "conc",
+        "cli-cpu",
+        "prx-cpu",
+        "node-cpu",
+        "all-cpu",
+        "cli-flt",
+        "prx-flt",
+        "node-flt"
+    );
+}
+
+/// Per-operation resource use of one process group over a phase.
+#[derive(Debug, Clone, Copy, Default)]
+struct PerOp {
+    /// User + system CPU time, milliseconds per operation.
+    cpu_ms: f64,
+    /// Minor page faults per operation.
+    faults: f64,
+}
+
+/// Cumulative CPU ticks and minor faults of a process (from
+/// `/proc/<pid>/stat`; they include exited threads).
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    ticks: u64,
+    minflt: u64,
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            ticks: self.ticks + other.ticks,
+            minflt: self.minflt + other.minflt,
+        }
+    }
+}
+
+/// `/proc/<pid>/stat` clock ticks per second (`USER_HZ`, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// Parent pid, command name and usage of a process (Linux only).
+fn proc_stat(pid: u32) -> Option<(u32, String, Usage)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    // Fields after the command, from field 3 (state) on.
+    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let ppid = u32::try_from(field(4)?).ok()?;
+    let usage = Usage {
+        minflt: field(10)?,
+        ticks: field(14)? + field(15)?,
+    };
+    Some((ppid, comm, usage))
+}
+
+/// Usage of the client (this process), the proxy and its node processes.
+///
+/// The proxy is the child of this process running `infinicache-proxy`; the
+/// nodes are the proxy's children (the local platform's environments).
+struct Probe {
+    proxy: Option<u32>,
+}
+
+impl Probe {
+    fn new() -> Probe {
+        let me = std::process::id();
+        let proxy = all_pids().into_iter().find(|&pid| {
+            proc_stat(pid).is_some_and(|(ppid, comm, _)| {
+                ppid == me && "infinicache-proxy".starts_with(comm.as_str()) && !comm.is_empty()
+            })
+        });
+        Probe { proxy }
+    }
+
+    fn sample(&self) -> Option<[Usage; 3]> {
+        let proxy_pid = self.proxy?;
+        let (_, _, client) = proc_stat(std::process::id())?;
+        let (_, _, proxy) = proc_stat(proxy_pid)?;
+        let nodes = all_pids()
+            .into_iter()
+            .filter_map(proc_stat)
+            .filter(|(ppid, _, _)| *ppid == proxy_pid)
+            .map(|(_, _, usage)| usage)
+            .fold(Usage::default(), |a, b| a + b);
+        Some([client, proxy, nodes])
+    }
+
+    /// Per-operation use between two samples; `overhead` (the benchmark's
+    /// own result checks, wall time) is taken out of the client's CPU.
+    fn per_op(
+        before: Option<[Usage; 3]>,
+        after: Option<[Usage; 3]>,
+        ops: usize,
+        overhead: Duration,
+    ) -> Option<Usage3> {
+        let (before, after) = (before?, after?);
+        let ops = ops.max(1) as f64;
+        let mut out = [PerOp::default(); 3];
+        for ((out, b), a) in out.iter_mut().zip(before).zip(after) {
+            // Saturating: a node replaced between samples restarts its counts.
+            out.cpu_ms = a.ticks.saturating_sub(b.ticks) as f64 / USER_HZ * 1e3 / ops;
+            out.faults = a.minflt.saturating_sub(b.minflt) as f64 / ops;
+        }
+        let bench_ms = overhead.as_secs_f64() * 1e3 / ops;
+        out[0].cpu_ms = (out[0].cpu_ms - bench_ms).max(0.0);
+        Some(Usage3 {
+            client: out[0],
+            proxy: out[1],
+            nodes: out[2],
+            bench_ms,
+        })
+    }
+}
+
+/// Per-operation resource use of a phase.
+#[derive(Debug, Clone, Copy)]
+struct Usage3 {
+    client: PerOp,
+    proxy: PerOp,
+    nodes: PerOp,
+    /// The benchmark's own work per operation (checking GET results), ms.
+    bench_ms: f64,
+}
+
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Nearest-rank percentile of sorted samples.
@@ -353,15 +552,26 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// Distinct random objects per size the PUT payloads are drawn from.
+const PAYLOADS: usize = 3;
+
 /// What the cache should hold: the bytes last PUT under each key.
 struct Keyspace {
     prefix: String,
     expected: Mutex<Vec<Bytes>>,
-    /// Random objects the PUT payloads are stamped from.
-    bases: Vec<Bytes>,
+    /// Random objects the PUTs store (shared, never copied).
+    payloads: Vec<Bytes>,
 }
 
 impl Keyspace {
+    fn new(prefix: String, keys: usize, size: usize) -> Keyspace {
+        Keyspace {
+            prefix,
+            expected: Mutex::new(vec![Bytes::new(); keys]),
+            payloads: (0..PAYLOADS).map(|_| random_bytes(size)).collect(),
+        }
+    }
+
     fn key(&self, index: usize) -> String {
         format!("{}-{index}", self.prefix)
     }
@@ -370,17 +580,18 @@ impl Keyspace {
         self.expected.lock().map_or(0, |expected| expected.len())
     }
 
-    /// A fresh payload for the `serial`-th PUT: a base object with the serial
-    /// number stamped over its first bytes, so every PUT stores different
-    /// bytes and a GET that returned an older version is caught.
-    fn payload(&self, serial: u64) -> Bytes {
-        let base = &self.bases[(serial as usize) % self.bases.len()];
-        let stamp = serial.to_le_bytes();
-        let n = stamp.len().min(base.len());
-        let mut data = BytesMut::with_capacity(base.len());
-        data.extend_from_slice(&stamp[..n]);
-        data.extend_from_slice(&base[n..]);
-        data.freeze()
+    /// The value of the `serial`-th PUT to key `index`: one of the random
+    /// payloads, never the one the key holds now, so a GET that returned
+    /// the previous version is caught. Payloads are shared `Bytes`: building
+    /// a PUT costs no copy.
+    fn payload(&self, index: usize, serial: u64) -> Res<Bytes> {
+        let current = self.expected(index)?;
+        let first = (serial % PAYLOADS as u64) as usize;
+        let pick = (0..PAYLOADS)
+            .map(|i| &self.payloads[(first + i) % PAYLOADS])
+            .find(|p| p.is_empty() || p.as_ptr() != current.as_ptr())
+            .unwrap_or(&self.payloads[first]);
+        Ok(pick.clone())
     }
 
     fn expected(&self, index: usize) -> Res<Bytes> {
@@ -406,31 +617,43 @@ enum Op {
     Get,
 }
 
+/// What one operation cost: its latency, and the benchmark's own work
+/// around it (checking the bytes a GET returned), which is not part of the
+/// latency but does take client CPU.
+struct Timed {
+    latency: Duration,
+    overhead: Duration,
+}
+
 /// PUTs `value` under key `index` and records it as expected.
-async fn put_one(client: &Client, keys: &Keyspace, index: usize, value: Bytes) -> Res<Duration> {
+async fn put_one(client: &Client, keys: &Keyspace, index: usize, value: Bytes) -> Res<Timed> {
     let key = keys.key(index);
     let start = Instant::now();
     let version = client
         .put(key.as_str(), value.clone())
         .await
         .map_err(|err| format!("PUT {key} ({} bytes) failed: {err}", value.len()))?;
-    let took = start.elapsed();
+    let latency = start.elapsed();
     if version == 0 {
         return Err(format!("PUT {key} returned version 0"));
     }
     keys.set(index, value)?;
-    Ok(took)
+    Ok(Timed {
+        latency,
+        overhead: Duration::ZERO,
+    })
 }
 
 /// GETs key `index` and checks the bytes against what was PUT.
-async fn get_one(client: &Client, keys: &Keyspace, index: usize) -> Res<Duration> {
+async fn get_one(client: &Client, keys: &Keyspace, index: usize) -> Res<Timed> {
     let key = keys.key(index);
     let start = Instant::now();
     let got = client
         .get(key.as_str())
         .await
         .map_err(|err| format!("GET {key} failed: {err}"))?;
-    let took = start.elapsed();
+    let latency = start.elapsed();
+    let check = Instant::now();
     let expected = keys.expected(index)?;
     match got {
         None => Err(format!(
@@ -449,13 +672,26 @@ async fn get_one(client: &Client, keys: &Keyspace, index: usize) -> Res<Duration
                 expected.len()
             ))
         }
-        Some(_) => Ok(took),
+        Some(got) => {
+            drop(got);
+            Ok(Timed {
+                latency,
+                overhead: check.elapsed(),
+            })
+        }
     }
+}
+
+/// The outcome of one phase.
+struct PhaseResult {
+    latencies: Vec<Duration>,
+    wall: Duration,
+    /// Total time the benchmark spent checking results.
+    overhead: Duration,
 }
 
 /// Runs `ops` operations with `concurrency` workers; worker `w` owns the keys
 /// `j` with `j % concurrency == w`, so no key sees two operations at once.
-/// Returns the per-operation latencies and the wall time.
 async fn phase(
     client: &Client,
     keys: &Arc<Keyspace>,
@@ -463,7 +699,7 @@ async fn phase(
     ops: usize,
     concurrency: usize,
     serial: &mut u64,
-) -> Res<(Vec<Duration>, Duration)> {
+) -> Res<PhaseResult> {
     let nkeys = keys.len();
     let workers = concurrency.min(nkeys).max(1);
     // Disjoint ranges of serial numbers per worker.
@@ -478,27 +714,35 @@ async fn phase(
         let first_serial = *serial + (w as u64) * stride;
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(my_ops);
+            let mut overhead = Duration::ZERO;
             for i in 0..my_ops {
                 let index = my_keys[i % my_keys.len()];
-                let took = match op {
+                let timed = match op {
                     Op::Put => {
-                        // Building the payload is not part of the PUT.
-                        let value = keys.payload(first_serial + i as u64);
+                        let value = keys.payload(index, first_serial + i as u64)?;
                         put_one(&client, &keys, index, value).await?
                     }
                     Op::Get => get_one(&client, &keys, index).await?,
                 };
-                lat.push(took);
+                lat.push(timed.latency);
+                overhead += timed.overhead;
             }
-            Ok::<_, String>(lat)
+            Ok::<_, String>((lat, overhead))
         }));
     }
     *serial += (workers as u64) * stride;
-    let mut lat = Vec::with_capacity(ops);
+    let mut result = PhaseResult {
+        latencies: Vec::with_capacity(ops),
+        wall: Duration::ZERO,
+        overhead: Duration::ZERO,
+    };
     let mut first_error = None;
     for task in tasks {
         match task.await {
-            Ok(Ok(mut part)) => lat.append(&mut part),
+            Ok(Ok((mut lat, overhead))) => {
+                result.latencies.append(&mut lat);
+                result.overhead += overhead;
+            }
             Ok(Err(err)) => {
                 first_error.get_or_insert(err);
             }
@@ -507,78 +751,78 @@ async fn phase(
             }
         }
     }
-    let wall = start.elapsed();
+    result.wall = start.elapsed();
     match first_error {
         Some(err) => Err(err),
-        None => Ok((lat, wall)),
+        None => Ok(result),
     }
 }
 
-/// Raw codec cost of the same objects, measured in this process.
+/// Times `work` once.
+fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = work();
+    (out, start.elapsed())
+}
+
+/// Raw codec cost of the same objects, measured in this process: encode,
+/// decode from the `k` data chunks, and decode with `r` data chunks lost.
+///
+/// Every output is dropped right after it was checked, so that the
+/// allocator hands the same memory back next time, as it does in the
+/// client's steady state (if several outputs are freed together, glibc
+/// trims its heap and every later decode pays page faults for a fresh
+/// buffer, which would make the codec look several times slower).
 fn codec_rows(settings: &Settings, size: usize, iterations: usize) -> Res<Vec<Row>> {
     let params = CodecParams::new(settings.k, settings.r).map_err(|err| err.to_string())?;
     let codec = ObjectCodec::new(params);
     let object = random_bytes(size);
     let (k, r) = (settings.k, settings.r);
-    // Warm up (page faults, matrix caches).
-    for _ in 0..iterations.div_ceil(10).min(20) {
-        let chunks = codec.encode(&object, 1).map_err(|err| err.to_string())?;
-        codec.decode(&chunks[..k]).map_err(|err| err.to_string())?;
-    }
+    let lost = r.min(k);
     let mut encode = Vec::with_capacity(iterations);
     let mut decode = Vec::with_capacity(iterations);
     let mut degraded = Vec::with_capacity(iterations);
-    let (mut encode_wall, mut decode_wall, mut degraded_wall) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    for _ in 0..iterations {
-        let start = Instant::now();
-        let chunks = codec
-            .encode(&object, 1)
-            .map_err(|err| format!("codec encode of {size} bytes failed: {err}"))?;
-        let took = start.elapsed();
-        encode.push(took);
-        encode_wall += took;
+    // The first iterations warm up (page faults, matrix caches).
+    let warmup = iterations.div_ceil(10).clamp(1, 20);
+    for i in 0..warmup + iterations {
+        let (chunks, took) = timed(|| codec.encode(&object, 1));
+        let chunks = chunks.map_err(|err| format!("codec encode of {size} bytes failed: {err}"))?;
+        if i >= warmup {
+            encode.push(took);
+        }
 
-        let start = Instant::now();
-        let out = codec
-            .decode(&chunks[..k])
-            .map_err(|err| format!("codec decode of {size} bytes failed: {err}"))?;
-        let took = start.elapsed();
-        decode.push(took);
-        decode_wall += took;
+        let (out, took) = timed(|| codec.decode(&chunks[..k]));
+        let out = out.map_err(|err| format!("codec decode of {size} bytes failed: {err}"))?;
         if out != object {
             return Err(format!("codec decode of {size} bytes returned WRONG DATA"));
         }
+        drop(out);
+        if i >= warmup {
+            decode.push(took);
+        }
 
-        if r > 0 {
-            // The first r data chunks lost: Reed-Solomon reconstruction.
-            let lost = r.min(k);
-            let start = Instant::now();
-            let out = codec
-                .decode(&chunks[lost..lost + k])
-                .map_err(|err| format!("codec degraded decode of {size} bytes failed: {err}"))?;
-            let took = start.elapsed();
-            degraded.push(took);
-            degraded_wall += took;
+        if lost > 0 {
+            let (out, took) = timed(|| codec.decode(&chunks[lost..lost + k]));
+            let out =
+                out.map_err(|err| format!("codec degraded decode of {size} bytes failed: {err}"))?;
             if out != object {
                 return Err(format!(
                     "codec degraded decode of {size} bytes returned WRONG DATA"
                 ));
             }
+            drop(out);
+            if i >= warmup {
+                degraded.push(took);
+            }
         }
     }
-    let mut rows = vec![
-        Row::new("codec-encode", size, 1, encode, encode_wall),
-        Row::new("codec-decode", size, 1, decode, decode_wall),
-    ];
-    if r > 0 {
-        rows.push(Row::new(
-            &format!("codec-decode-{r}lost"),
-            size,
-            1,
-            degraded,
-            degraded_wall,
-        ));
+    let row = |name: &str, lat: Vec<Duration>| {
+        let wall = lat.iter().sum();
+        Row::new(name, size, 1, lat, wall)
+    };
+    let mut rows = vec![row("codec-encode", encode), row("codec-decode", decode)];
+    if lost > 0 {
+        rows.push(row(&format!("codec-decode-{lost}lost"), degraded));
     }
     Ok(rows)
 }
@@ -588,6 +832,7 @@ async fn warm_rows(settings: &Settings, rows: &mut Vec<Row>) -> Res<()> {
     let pool = (settings.k + settings.r).max(12).to_string();
     let cache = TestCache::start(&["--node-idle-timeout", "60s", "--pool-size", &pool]).await;
     let client = cache.client(settings.k, settings.r).await;
+    let probe = Probe::new();
     let max_conc = settings.concurrency.iter().copied().max().unwrap_or(1);
     let mut serial = 1u64;
 
@@ -595,11 +840,11 @@ async fn warm_rows(settings: &Settings, rows: &mut Vec<Row>) -> Res<()> {
         let nkeys = (KEYSPACE_BYTES / size.max(1))
             .clamp(max_conc, 1000)
             .min(ops.max(max_conc));
-        let keys = Arc::new(Keyspace {
-            prefix: format!("e2e-{}", size_label(size)),
-            expected: Mutex::new(vec![Bytes::new(); nkeys]),
-            bases: (0..2).map(|_| random_bytes(size)).collect(),
-        });
+        let keys = Arc::new(Keyspace::new(
+            format!("e2e-{}", size_label(size)),
+            nkeys,
+            size,
+        ));
 
         // Warm-up (untimed): fill the key space, then read part of it back.
         let warm = nkeys.max(ops / 10).max(max_conc);
@@ -607,14 +852,15 @@ async fn warm_rows(settings: &Settings, rows: &mut Vec<Row>) -> Res<()> {
         phase(&client, &keys, Op::Get, warm, max_conc, &mut serial).await?;
 
         for &conc in &settings.concurrency {
-            let (lat, wall) = phase(&client, &keys, Op::Put, ops, conc, &mut serial).await?;
-            let row = Row::new("put", size, conc, lat, wall);
-            row.print();
-            rows.push(row);
-            let (lat, wall) = phase(&client, &keys, Op::Get, ops, conc, &mut serial).await?;
-            let row = Row::new("get", size, conc, lat, wall);
-            row.print();
-            rows.push(row);
+            for (op, name) in [(Op::Put, "put"), (Op::Get, "get")] {
+                let before = probe.sample();
+                let result = phase(&client, &keys, op, ops, conc, &mut serial).await?;
+                let usage = Probe::per_op(before, probe.sample(), ops, result.overhead);
+                let row =
+                    Row::new(name, size, conc, result.latencies, result.wall).with_usage(usage);
+                row.print();
+                rows.push(row);
+            }
         }
 
         let iterations = ops.min(500);
@@ -640,21 +886,15 @@ async fn cold_rows(settings: &Settings, rows: &mut Vec<Row>) -> Res<()> {
     let pool = (settings.k + settings.r).max(12).to_string();
     let cache = TestCache::start(&["--pool-size", &pool]).await;
     let client = cache.client(settings.k, settings.r).await;
-    let mut serial = 1u64;
     for &size in &settings.sizes {
-        let keys = Keyspace {
-            prefix: format!("cold-{}", size_label(size)),
-            expected: Mutex::new(vec![Bytes::new(); 1]),
-            bases: vec![random_bytes(size)],
-        };
-        put_one(&client, &keys, 0, keys.payload(serial)).await?;
-        serial += 1;
+        let keys = Keyspace::new(format!("cold-{}", size_label(size)), 1, size);
+        put_one(&client, &keys, 0, keys.payload(0, 0)?).await?;
         let mut lat = Vec::with_capacity(settings.cold_ops);
         for _ in 0..settings.cold_ops {
             // Well past the default idle timeout (100 ms): every node has
             // returned and been frozen.
             tokio::time::sleep(Duration::from_millis(600)).await;
-            lat.push(get_one(&client, &keys, 0).await?);
+            lat.push(get_one(&client, &keys, 0).await?.latency);
         }
         let wall = lat.iter().sum();
         let row = Row::new("get-cold", size, 1, lat, wall);
@@ -691,12 +931,27 @@ async fn run(settings: &Settings) -> Res<Vec<Row>> {
     if settings.cold_ops > 0 {
         cold_rows(settings, &mut rows).await?;
     }
+    if rows.iter().any(|row| row.usage.is_some()) {
+        println!();
+        println!(
+            "where the CPU goes, per operation: check = this benchmark comparing GET results \
+             (ms, not in the latency); cli/prx/node-cpu = user+system CPU ms of the client \
+             (minus check), proxy, all nodes; all-cpu = their sum; *-flt = minor page faults \
+             (from /proc, 10 ms tick resolution)"
+        );
+        print_usage_header();
+        for row in &rows {
+            row.print_usage();
+        }
+    }
     Ok(rows)
 }
 
 fn write_csv(settings: &Settings, rows: &[Row]) -> Res<()> {
     let mut out = String::from(
-        "op,size_bytes,size,concurrency,ops,p50_us,p99_us,mean_us,mb_per_s,ops_per_s,k,r\n",
+        "op,size_bytes,size,concurrency,ops,p50_us,p99_us,mean_us,mb_per_s,ops_per_s,k,r,\
+         bench_check_ms_per_op,client_cpu_ms_per_op,proxy_cpu_ms_per_op,nodes_cpu_ms_per_op,\
+         client_minflt_per_op,proxy_minflt_per_op,nodes_minflt_per_op\n",
     );
     for row in rows {
         row.csv(&mut out, settings);
