@@ -22,12 +22,35 @@ pub(super) async fn get(client: &Client, key: Key) -> Result<Option<Bytes>, Erro
 
     let needed = params.data_shards();
     let total = params.total_shards();
-    let mut chunks: Vec<Chunk> = Vec::with_capacity(needed);
+    let codec = client.inner.codec_for(params);
+    let mut chunks: Vec<Chunk> = Vec::with_capacity(total);
     let mut seen = vec![false; total];
     let mut failed = 0usize;
     let mut last_failure = String::new();
 
-    while chunks.len() < needed {
+    let object = loop {
+        if chunks.len() >= needed {
+            // Checksums are verified inside decode, while the bodies are
+            // copied out anyway; only when that fails is each chunk checked
+            // on its own, the corrupt ones counted as lost, and more awaited.
+            let attempt = chunks.clone();
+            let codec = codec.clone();
+            match offload(object_len as usize, move || codec.decode(&attempt)).await? {
+                Ok(object) => break object,
+                Err(err) => {
+                    let before = chunks.len();
+                    chunks.retain(|chunk| chunk.verify().is_ok());
+                    failed += before - chunks.len();
+                    last_failure = err.to_string();
+                    if chunks.len() >= needed {
+                        // Every chunk checks out, yet they do not decode.
+                        return Err(Error::Protocol(format!(
+                            "chunks of version {version} do not decode: {err}"
+                        )));
+                    }
+                }
+            }
+        }
         if chunks.len() + failed >= total {
             return Err(Error::Unavailable(format!(
                 "only {} of the {needed} chunks needed could be read ({failed} failed; last: {last_failure})",
@@ -48,14 +71,7 @@ pub(super) async fn get(client: &Client, key: Key) -> Result<Option<Bytes>, Erro
                     continue;
                 }
                 seen[index] = true;
-                // A corrupted chunk counts as missing, never as data.
-                match chunk.verify() {
-                    Ok(()) => chunks.push(chunk),
-                    Err(err) => {
-                        failed += 1;
-                        last_failure = err.to_string();
-                    }
-                }
+                chunks.push(chunk);
             }
             Ok(ClientReply::ChunkFailed { index, error }) => {
                 failed += 1;
@@ -73,7 +89,7 @@ pub(super) async fn get(client: &Client, key: Key) -> Result<Option<Bytes>, Erro
             }
             Err(err) => return Err(err),
         }
-    }
+    };
 
     // Enough chunks: tell the proxy to stop sending the stragglers, and stop
     // listening for them.
@@ -83,9 +99,6 @@ pub(super) async fn get(client: &Client, key: Key) -> Result<Option<Bytes>, Erro
         .mux
         .notify(&ClientRequest::Cancel { target: request_id }, 0)
         .await;
-
-    let codec = client.inner.codec_for(params);
-    let object = offload(object_len as usize, move || codec.decode(&chunks)).await??;
     Ok(Some(object))
 }
 
