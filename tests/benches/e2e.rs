@@ -200,9 +200,10 @@ fn size_label(size: usize) -> String {
     }
 }
 
-/// The target directory this benchmark was built into
-/// (`<target>/<profile>/deps/e2e-<hash>`).
-fn target_dir() -> Res<PathBuf> {
+/// The profile directory this benchmark was built into, where the
+/// workspace binaries it starts must be (`<target>/<profile>`; the benchmark
+/// itself is `<target>/<profile>/deps/e2e-<hash>`).
+fn profile_dir() -> Res<PathBuf> {
     let exe = std::env::current_exe()
         .map_err(|err| format!("cannot locate the benchmark executable: {err}"))?;
     let mut dir = exe
@@ -212,6 +213,12 @@ fn target_dir() -> Res<PathBuf> {
     if dir.ends_with("deps") {
         dir.pop();
     }
+    Ok(dir)
+}
+
+/// The target directory (`target/`, or wherever `CARGO_TARGET_DIR` points).
+fn target_dir() -> Res<PathBuf> {
+    let mut dir = profile_dir()?;
     dir.pop();
     Ok(dir)
 }
@@ -222,8 +229,18 @@ fn check_binaries() -> Res<()> {
     let hint = "build them in the benchmark's profile first: `cargo build --release --workspace --bins` \
                 (`cargo bench` uses the release profile; a plain `cargo build` puts them in target/debug)";
     for name in ["infinicache-proxy", "infinicache-node"] {
-        let path = std::panic::catch_unwind(|| infinicache_tests::target_bin(name))
-            .map_err(|_| format!("binary `{name}` is missing: {hint}"))?;
+        // `target_bin` panics when the binary is missing, with a hint meant
+        // for `cargo test` (debug profile): replace it with ours.
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let found = std::panic::catch_unwind(|| infinicache_tests::target_bin(name));
+        std::panic::set_hook(default_hook);
+        let path = found.map_err(|_| {
+            let dir = profile_dir()
+                .map(|dir| dir.display().to_string())
+                .unwrap_or_default();
+            format!("binary `{name}` not found in {dir}: {hint}")
+        })?;
         let built = std::fs::metadata(&path)
             .and_then(|meta| meta.modified())
             .map_err(|err| format!("cannot stat {}: {err}", path.display()))?;
