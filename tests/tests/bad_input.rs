@@ -33,6 +33,16 @@ async fn errors_until_closed<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Vec<
     errors
 }
 
+/// Connects, sends one Hello, and collects the errors until disconnected.
+async fn send_and_collect_errors(addr: &str, hello: &Hello) -> Vec<ErrorReply> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(&hello.encode(0).to_bytes())
+        .await
+        .expect("write");
+    errors_until_closed(stream).await
+}
+
 /// Connects and completes the client handshake.
 async fn handshaken(
     addr: &str,
@@ -294,58 +304,32 @@ async fn garbage_and_impostors_on_the_node_listener() {
     stream.shutdown().await.expect("shutdown");
     errors_until_closed(stream).await;
 
-    // A node with a token the proxy never issued.
-    let impostor = Hello::Node(NodeHello {
-        node_id: 0,
-        token: Bytes::from_static(b"00000000000000000000000000000000"),
-        instance_id: 42,
-        capacity: 1 << 30,
-        used: 0,
-        chunks: 0,
-    });
-    let mut stream = TcpStream::connect(&cache.node_addr).await.expect("connect");
-    stream
-        .write_all(&impostor.encode(0).to_bytes())
-        .await
-        .expect("write");
-    let errors = errors_until_closed(stream).await;
-    assert_eq!(
-        errors.first().map(|e| e.code),
-        Some(ErrorCode::Unauthorized),
-        "{errors:?}"
-    );
-
-    // A node id outside the pool.
-    let outsider = Hello::Node(NodeHello {
-        node_id: 5000,
-        token: Bytes::from_static(b"x"),
-        instance_id: 1,
-        capacity: 0,
-        used: 0,
-        chunks: 0,
-    });
-    let mut stream = TcpStream::connect(&cache.node_addr).await.expect("connect");
-    stream
-        .write_all(&outsider.encode(0).to_bytes())
-        .await
-        .expect("write");
-    let errors = errors_until_closed(stream).await;
-    assert_eq!(
-        errors.first().map(|e| e.code),
-        Some(ErrorCode::Unauthorized),
-        "{errors:?}"
-    );
+    // A node with a token the proxy never issued, and one outside the pool.
+    for (node_id, token) in [
+        (0, &b"00000000000000000000000000000000"[..]),
+        (5000, &b"x"[..]),
+    ] {
+        let impostor = Hello::Node(NodeHello {
+            node_id,
+            token: Bytes::copy_from_slice(token),
+            instance_id: 42,
+            capacity: 1 << 30,
+            used: 0,
+            chunks: 0,
+        });
+        let errors = send_and_collect_errors(&cache.node_addr, &impostor).await;
+        assert_eq!(
+            errors.first().map(|e| e.code),
+            Some(ErrorCode::Unauthorized),
+            "{errors:?}"
+        );
+    }
 
     // A client dialing the node listener.
-    let mut stream = TcpStream::connect(&cache.node_addr).await.expect("connect");
     let hello = Hello::Client(ClientHello {
         name: "lost".into(),
     });
-    stream
-        .write_all(&hello.encode(0).to_bytes())
-        .await
-        .expect("write");
-    let errors = errors_until_closed(stream).await;
+    let errors = send_and_collect_errors(&cache.node_addr, &hello).await;
     assert_eq!(
         errors.first().map(|e| e.code),
         Some(ErrorCode::Protocol),

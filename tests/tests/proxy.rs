@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use infinicache::Client;
-use infinicache_tests::harness::{TestCache, random_bytes};
+use infinicache_tests::harness::{SMALL_POOL, TestCache, random_bytes};
 
 fn millis(record: &serde_json::Value, field: &str) -> u128 {
     let text = record[field]
@@ -190,19 +190,12 @@ async fn a_put_that_cannot_finish_in_time_times_out() {
 async fn the_aws_platform_path_invokes_functions_through_a_lambda_endpoint() {
     let host = TestCache::small(&[]).await;
     let endpoint = format!("http://{}", host.platform_addr);
+    let args: Vec<&str> = ["--platform", "aws", "--endpoint-url", &endpoint]
+        .into_iter()
+        .chain(SMALL_POOL.iter().copied())
+        .collect();
     let via_aws = TestCache::start_with_env(
-        &[
-            "--platform",
-            "aws",
-            "--endpoint-url",
-            &endpoint,
-            "--pool-size",
-            "6",
-            "--data-shards",
-            "4",
-            "--parity-shards",
-            "2",
-        ],
+        &args,
         &[
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
