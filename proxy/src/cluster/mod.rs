@@ -95,6 +95,7 @@ impl Cluster {
         let slot = self.slot(node)?;
         match slot.acquire() {
             Acquire::Ready(link) => Ok(link),
+            Acquire::Failing(err) => Err(err),
             Acquire::Wait { link, invoke } => {
                 if let Some(token) = invoke {
                     self.spawn_invocation(node, InvocationKind::Serve, Some(token));

@@ -19,7 +19,7 @@
 //!    └───────────────────── invocation ends (re-invoke if waiters) ─┘
 //! ```
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use infinicache::protocol::{Mux, NodeReply, NodeRequest};
 use parking_lot::Mutex;
@@ -76,12 +76,33 @@ struct State {
     instance_id: Option<u64>,
     last_active: Instant,
     invocations: u64,
+    /// Serving invocations that failed in a row (reset when the node dials in).
+    failures: u32,
+    /// While set and in the future, the node is not invoked again: requests
+    /// fail at once with `last_error` instead of each paying for a doomed
+    /// invocation.
+    retry_after: Option<Instant>,
+    last_error: String,
+}
+
+/// The first pause after a failed invocation; it doubles with every further
+/// failure in a row, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
 }
 
 /// The answer to [`NodeSlot::acquire`].
 pub enum Acquire {
     /// The node is serving: use this link.
     Ready(NodeLink),
+    /// The node's invocations are failing; it is not retried before the
+    /// backoff expires.
+    Failing(NodeError),
     /// Wait for the link; if `invoke` holds a token, the caller must start a
     /// serving invocation with it.
     Wait {
@@ -120,6 +141,8 @@ pub struct NodeStatus {
     pub phase: &'static str,
     pub instance_id: Option<u64>,
     pub invocations: u64,
+    /// Serving invocations that failed in a row.
+    pub failures: u32,
 }
 
 impl NodeSlot {
@@ -133,6 +156,9 @@ impl NodeSlot {
                 instance_id: None,
                 last_active: Instant::now(),
                 invocations: 0,
+                failures: 0,
+                retry_after: None,
+                last_error: String::new(),
             }),
         }
     }
@@ -153,6 +179,22 @@ impl NodeSlot {
                 return Acquire::Ready(link.clone());
             }
             state.phase = Phase::Leaving;
+        }
+        if matches!(state.phase, Phase::Idle)
+            && let Some(retry_after) = state.retry_after
+        {
+            let now = Instant::now();
+            if now < retry_after {
+                return Acquire::Failing(NodeError::Unavailable {
+                    node: self.id,
+                    reason: format!(
+                        "{} (failed {} times in a row; next try in {:?})",
+                        state.last_error,
+                        state.failures,
+                        retry_after - now
+                    ),
+                });
+            }
         }
         let (tx, rx) = oneshot::channel();
         state.waiters.push(tx);
@@ -213,6 +255,8 @@ impl NodeSlot {
             .is_some_and(|previous| previous != instance_id);
         state.instance_id = Some(instance_id);
         state.phase = Phase::Serving { link: link.clone() };
+        state.failures = 0;
+        state.retry_after = None;
         state.last_active = Instant::now();
         for waiter in state.waiters.drain(..) {
             let _ = waiter.send(Ok(link.clone()));
@@ -243,8 +287,12 @@ impl NodeSlot {
             link.close("invocation ended");
         }
         if kind == InvocationKind::Serve && matches!(previous, Phase::Invoking { .. }) {
-            // The function returned without ever dialing in.
+            // The function returned without ever dialing in: back off before
+            // invoking it again.
             let reason = error.unwrap_or_else(|| "the node returned without connecting".into());
+            state.failures = state.failures.saturating_add(1);
+            state.retry_after = Some(Instant::now() + backoff(state.failures));
+            state.last_error = reason.clone();
             for waiter in state.waiters.drain(..) {
                 let _ = waiter.send(Err(NodeError::Unavailable {
                     node: self.id,
@@ -279,6 +327,7 @@ impl NodeSlot {
             phase: state.phase.name(),
             instance_id: state.instance_id,
             invocations: state.invocations,
+            failures: state.failures,
         }
     }
 }
@@ -341,6 +390,43 @@ mod tests {
             Ok(Err(NodeError::Unavailable { .. }))
         ));
         assert_eq!(slot.status().phase, "idle");
+    }
+
+    #[test]
+    fn failing_nodes_back_off_then_retry() {
+        let slot = NodeSlot::new(0, "f-0".into());
+        let Acquire::Wait {
+            invoke: Some(_), ..
+        } = slot.acquire()
+        else {
+            panic!("first acquire must invoke");
+        };
+        slot.invocation_ended(InvocationKind::Serve, Some("function error: boom".into()));
+        match slot.acquire() {
+            Acquire::Failing(NodeError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("boom"), "{reason}");
+            }
+            _ => panic!("a node that just failed must not be invoked again at once"),
+        }
+        std::thread::sleep(backoff(1));
+        assert!(
+            matches!(
+                slot.acquire(),
+                Acquire::Wait {
+                    invoke: Some(_),
+                    ..
+                }
+            ),
+            "after the backoff the node is tried again"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), FIRST_BACKOFF);
+        assert_eq!(backoff(2), FIRST_BACKOFF * 2);
+        assert_eq!(backoff(3), FIRST_BACKOFF * 4);
+        assert_eq!(backoff(40), MAX_BACKOFF);
     }
 
     #[test]
