@@ -1,6 +1,9 @@
 # The two set-up commands of the README: `make run` and `make test`.
 
 CARGO ?= cargo
+VENV := .venv
+MINISTACK_VERSION := 1.5.33
+MINISTACK := $(VENV)/bin/ministack
 
 .PHONY: run test lint bench
 
@@ -12,10 +15,15 @@ run:
 
 ## Run the whole test suite (unit, property, end-to-end).
 ## The end-to-end tests start the proxy, platform and node binaries, so every
-## binary of the workspace is built first.
-test:
+## binary of the workspace is built first; the AWS-path tests deploy to the
+## ministack Lambda emulator, installed here into .venv.
+test: $(MINISTACK)
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace
+	MINISTACK_BIN=$(abspath $(MINISTACK)) $(CARGO) test --workspace
+
+$(MINISTACK):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check ministack==$(MINISTACK_VERSION)
 
 ## Formatting and lints, as CI checks them.
 lint:

@@ -76,8 +76,9 @@ pub struct Config {
     pub max_frame_len: u32,
     /// Largest object accepted (bytes).
     pub max_object_size: u64,
-    /// AWS region (also reported by the local platform).
-    pub region: String,
+    /// AWS region. Unset: the AWS configuration chain decides (environment,
+    /// profile), and the local platform calls itself us-east-1.
+    pub region: Option<String>,
     /// Lambda API endpoint override (e.g. an emulator); AWS platform only.
     pub endpoint_url: Option<String>,
     /// Settings of the embedded local Lambda platform.
@@ -123,7 +124,7 @@ impl Default for Config {
             put_timeout: Duration::from_secs(60),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_object_size: 4 * 1024 * 1024 * 1024,
-            region: "us-east-1".into(),
+            region: None,
             endpoint_url: None,
             local: LocalSettings::default(),
         }

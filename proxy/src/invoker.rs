@@ -7,6 +7,7 @@
 //! that may still be running would start a second environment of the node.
 
 use aws_sdk_lambda::Client;
+use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
@@ -27,6 +28,44 @@ pub enum InvokeError {
     /// The function returned something that is not a node's summary.
     #[error("unexpected function response: {0}")]
     BadResponse(String),
+}
+
+/// The region used when neither the caller nor the AWS configuration names
+/// one (the proxy's default `region` setting).
+pub const FALLBACK_REGION: &str = "us-east-1";
+
+/// A Lambda client for AWS (or an emulator at `endpoint_url`): credentials
+/// and, unless `region` is given, the region come from the usual AWS
+/// configuration chain (environment, profiles, IMDS...), falling back to
+/// [`FALLBACK_REGION`]. HTTPS uses rustls with the ring provider.
+///
+/// Both the invoker and `infinicache-proxy deploy` build their AWS client
+/// here so they reach Lambda the same way; they differ only in `retry`: the
+/// invoker must never retry (see the module docs), while deploying should
+/// ride out throttling with the SDK's standard retries.
+pub async fn aws_client(
+    region: Option<&str>,
+    endpoint_url: Option<&str>,
+    retry: RetryConfig,
+) -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(retry);
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    if let Some(endpoint) = endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let sdk = loader.load().await;
+    let mut config = aws_sdk_lambda::config::Builder::from(&sdk);
+    if sdk.region().is_none() {
+        config = config.region(Region::from_static(FALLBACK_REGION));
+    }
+    Client::from_conf(config.build())
 }
 
 /// Invokes functions through the Lambda API.
@@ -50,7 +89,7 @@ impl Invoker {
                 None,
                 "infinicache-local",
             ))
-            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .retry_config(RetryConfig::disabled())
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             .build();
         Invoker {
@@ -61,21 +100,8 @@ impl Invoker {
     /// An invoker for AWS Lambda (or an emulator at `endpoint_url`), with
     /// region and credentials from the usual AWS configuration.
     pub async fn aws(region: Option<&str>, endpoint_url: Option<&str>) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
-            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled());
-        if let Some(region) = region {
-            loader = loader.region(Region::new(region.to_string()));
-        }
-        if let Some(endpoint) = endpoint_url {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let sdk = loader.load().await;
         Invoker {
-            client: Client::new(&sdk),
+            client: aws_client(region, endpoint_url, RetryConfig::disabled()).await,
         }
     }
 

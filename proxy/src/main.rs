@@ -4,6 +4,10 @@
 //! 127.0.0.1:6379, and runs the cache nodes on the embedded local Lambda
 //! platform. `--platform aws` uses AWS Lambda instead. Settings come from
 //! the defaults, then `--config FILE` (TOML), then these flags.
+//!
+//! `infinicache-proxy deploy --role ARN` packages the node binary and
+//! creates (or updates, or with `--delete` removes) the node functions on
+//! AWS Lambda; see `infinicache_proxy::deploy`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -11,18 +15,39 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use infinicache_proxy::Proxy;
 use infinicache_proxy::config::{Config, PlatformKind};
+use infinicache_proxy::deploy::DeployArgs;
 
+/// The command line: serve flags, or a subcommand. Serving takes no
+/// subcommand so that `infinicache-proxy [flags]` keeps working as it always
+/// has; a subcommand and serve flags cannot be mixed.
 #[derive(Debug, Parser)]
 #[command(
     name = "infinicache-proxy",
     version,
     about = "InfiniCache proxy (and local Lambda platform)",
-    args_override_self = true
+    args_override_self = true,
+    args_conflicts_with_subcommands = true
 )]
-struct Args {
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Package the node binary and create, update or delete the node
+    /// functions on AWS Lambda (idempotent: unchanged functions are left alone).
+    Deploy(DeployArgs),
+}
+
+/// Serve flags.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
     /// TOML config file; flags override its settings.
     #[arg(short, long, env = "INFINICACHE_CONFIG")]
     config: Option<PathBuf>,
@@ -91,7 +116,7 @@ struct Args {
     idle_lifetime: Option<Duration>,
 }
 
-impl Args {
+impl ServeArgs {
     fn into_config(self) -> Result<Config, String> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path).map_err(|err| err.to_string())?,
@@ -142,15 +167,27 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Deploy(args)) => deploy(args).await,
+    }
+}
+
+/// Logs go to stderr; `INFINICACHE_LOG` overrides `default`.
+fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("INFINICACHE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
+}
 
-    let config = match Args::parse().into_config() {
+async fn serve(args: ServeArgs) -> ExitCode {
+    init_logging("info");
+    let config = match args.into_config() {
         Ok(config) => config,
         Err(err) => {
             eprintln!("infinicache-proxy: {err}");
@@ -181,6 +218,28 @@ async fn main() -> ExitCode {
     tracing::info!("shutting down");
     proxy.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// `deploy`: exit 0 when every function is as desired, 2 for bad flags or
+/// settings (nothing was called), 1 for any other failure.
+async fn deploy(args: DeployArgs) -> ExitCode {
+    // The report lines are the output; the SDK's info logs would be noise.
+    init_logging("warn");
+    let result = match args.into_settings() {
+        Ok(settings) => infinicache_proxy::deploy::run(&settings).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("infinicache-proxy deploy: {err}");
+            if err.is_usage() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 async fn wait_for_shutdown() {

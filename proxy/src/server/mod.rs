@@ -68,12 +68,15 @@ impl Proxy {
             PlatformKind::Local => {
                 let platform = start_local_platform(&config).await?;
                 (
-                    Invoker::local(&platform.endpoint_url(), &config.region),
+                    Invoker::local(
+                        &platform.endpoint_url(),
+                        config.region.as_deref().unwrap_or("us-east-1"),
+                    ),
                     Some(platform),
                 )
             }
             PlatformKind::Aws => (
-                Invoker::aws(Some(&config.region), config.endpoint_url.as_deref()).await,
+                Invoker::aws(config.region.as_deref(), config.endpoint_url.as_deref()).await,
                 None,
             ),
         };
