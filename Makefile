@@ -13,13 +13,17 @@ run:
 	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-cli
 	./target/release/infinicache-proxy $(ARGS)
 
-## Run the whole test suite (unit, property, end-to-end).
-## The end-to-end tests start the proxy, platform and node binaries, so every
-## binary of the workspace is built first; the AWS-path tests deploy to the
-## ministack Lambda emulator, installed here into .venv.
+## Run the whole test suite: Rust (unit, property, end-to-end, the C binding's
+## C and C++ programs), then the Python and Node.js bindings' suites.
+## The end-to-end tests start the proxy, platform and node binaries (and the C
+## tests link libinfinicache), so binaries and libraries are built first; the
+## AWS-path tests deploy to the ministack Lambda emulator, installed into .venv.
 test: $(MINISTACK)
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --lib
 	MINISTACK_BIN=$(abspath $(MINISTACK)) $(CARGO) test --workspace
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check ./python pytest
+	$(VENV)/bin/python -m pytest python/tests -q
+	cd node && INFINICACHE_NODE_PROFILE=debug npm install --no-audit --no-fund && npm test
 
 $(MINISTACK):
 	python3 -m venv $(VENV)
@@ -32,6 +36,6 @@ lint:
 
 ## Benchmarks: codec throughput (criterion) and end-to-end latency/throughput.
 bench:
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --workspace --bins --lib
 	$(CARGO) bench -p infinicache --bench codec
 	$(CARGO) bench -p infinicache-tests --bench e2e

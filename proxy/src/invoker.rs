@@ -9,7 +9,7 @@
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_lambda::error::DisplayErrorContext;
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
@@ -121,7 +121,7 @@ impl Invoker {
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(|err| InvokeError::Api(DisplayErrorContext(err).to_string()))?;
+            .map_err(|err| InvokeError::Api(describe_sdk_error(&err)))?;
         let body = output
             .payload()
             .map(|blob| blob.as_ref())
@@ -136,4 +136,30 @@ impl Invoker {
             InvokeError::BadResponse(format!("{err}: {}", String::from_utf8_lossy(body)))
         })
     }
+}
+
+/// One line for an SDK failure, for logs and client-visible errors: the
+/// service's error code and message when the API answered, else the chain
+/// of causes (without the SDK's debug dump of the raw response).
+pub fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let SdkError::ServiceError(service) = err {
+        let inner = service.err();
+        return format!(
+            "{}: {}",
+            inner.code().unwrap_or("service error"),
+            inner.message().unwrap_or("no message")
+        );
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -1,0 +1,96 @@
+// Starts a live infinicache-proxy (with its local Lambda platform and cache
+// nodes) for the tests, on ephemeral ports.
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+export function proxyBinary(profile = 'debug') {
+  const bin = process.env.INFINICACHE_PROXY_BIN || join(repo, 'target', profile, 'infinicache-proxy')
+  if (!existsSync(bin)) {
+    throw new Error(
+      `infinicache-proxy not found at ${bin}: run cargo build --workspace --bins ` +
+        '(or set INFINICACHE_PROXY_BIN to the proxy binary)',
+    )
+  }
+  return bin
+}
+
+/**
+ * Starts the proxy and resolves once it prints its ready line:
+ * `{ address, nodes, platform, stop() }`. `stop()` sends SIGTERM and waits.
+ */
+export async function startProxy({
+  poolSize = 6,
+  dataShards = 4,
+  parityShards = 2,
+  extraArgs = [],
+  profile = 'debug',
+  readyTimeoutMs = 30_000,
+} = {}) {
+  const args = [
+    '--client-listen', '127.0.0.1:0',
+    '--node-listen', '127.0.0.1:0',
+    '--warmup-interval', '0s',
+    '--pool-size', String(poolSize),
+    '--data-shards', String(dataShards),
+    '--parity-shards', String(parityShards),
+    ...extraArgs,
+  ]
+  const child = spawn(proxyBinary(profile), args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, INFINICACHE_LOG: process.env.INFINICACHE_LOG ?? 'warn' },
+  })
+  let stderr = ''
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (chunk) => {
+    stderr = (stderr + chunk).slice(-8192)
+    if (process.env.INFINICACHE_TEST_VERBOSE) process.stderr.write(chunk)
+  })
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+
+  const ready = new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout })
+    lines.on('line', (line) => {
+      const match = /^infinicache-proxy ready client=(\S+) nodes=(\S+) platform=(\S+)/.exec(line)
+      if (match) resolve({ address: match[1], nodes: match[2], platform: match[3] })
+    })
+    child.once('error', reject)
+    exited.then(({ code, signal }) =>
+      reject(new Error(`infinicache-proxy exited early (code ${code}, signal ${signal}): ${stderr}`)),
+    )
+  })
+  let timer
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`infinicache-proxy not ready after ${readyTimeoutMs} ms: ${stderr}`)),
+      readyTimeoutMs,
+    )
+  })
+  let info
+  try {
+    info = await Promise.race([ready, timeout])
+  } catch (err) {
+    child.kill('SIGKILL')
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
+
+  let stopped = null
+  return {
+    ...info,
+    pid: child.pid,
+    stop() {
+      if (!stopped) {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000)
+        stopped = exited.finally(() => clearTimeout(kill))
+      }
+      return stopped
+    },
+  }
+}
