@@ -308,17 +308,6 @@ impl NodeSlot {
         }
     }
 
-    /// Fails the queued waiters (the node could not be invoked at all).
-    pub fn fail_waiters(&self, reason: &str) {
-        let mut state = self.state.lock();
-        for waiter in state.waiters.drain(..) {
-            let _ = waiter.send(Err(NodeError::Unavailable {
-                node: self.id,
-                reason: reason.to_string(),
-            }));
-        }
-    }
-
     pub fn status(&self) -> NodeStatus {
         let state = self.state.lock();
         NodeStatus {

@@ -12,6 +12,8 @@ use std::time::Duration;
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::error::DisplayErrorContext;
+
+use crate::invoker::describe_sdk_error;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Environment, FunctionCode, FunctionConfiguration, LastUpdateStatus, PackageType, Runtime, State,
@@ -65,7 +67,7 @@ pub struct FunctionError {
     pub function: String,
     /// The API call or wait that failed, e.g. `CreateFunction`.
     pub operation: &'static str,
-    /// The SDK's error with its causes (`DisplayErrorContext`).
+    /// The API's error code and message, or the chain of causes.
     pub message: String,
 }
 
@@ -118,7 +120,7 @@ pub async fn delete(client: &Client, function: &str) -> Result<Outcome, Function
         Err(err) => Err(FunctionError {
             function: function.to_string(),
             operation: "DeleteFunction",
-            message: DisplayErrorContext(err).to_string(),
+            message: describe_sdk_error(&err),
         }),
     }
 }
@@ -166,7 +168,7 @@ impl Call<'_> {
             {
                 Ok(None)
             }
-            Err(err) => Err(self.error("GetFunction", DisplayErrorContext(err))),
+            Err(err) => Err(self.error("GetFunction", describe_sdk_error(&err))),
         }
     }
 
@@ -206,7 +208,7 @@ impl Call<'_> {
             }
             Err(err) => {
                 return Err(CreateFailed::Other(
-                    self.error("CreateFunction", DisplayErrorContext(err)),
+                    self.error("CreateFunction", describe_sdk_error(&err)),
                 ));
             }
         }
@@ -253,7 +255,7 @@ impl Call<'_> {
                 .architectures(spec.architecture.to_lambda())
                 .send()
                 .await
-                .map_err(|err| self.error("UpdateFunctionCode", DisplayErrorContext(err)))?;
+                .map_err(|err| self.error("UpdateFunctionCode", describe_sdk_error(&err)))?;
             self.wait_until_updated().await?;
         }
         if !changes.configuration.is_empty() {
@@ -273,7 +275,7 @@ impl Call<'_> {
                 request = request.vpc_config(spec.vpc.to_lambda());
             }
             request.send().await.map_err(|err| {
-                self.error("UpdateFunctionConfiguration", DisplayErrorContext(err))
+                self.error("UpdateFunctionConfiguration", describe_sdk_error(&err))
             })?;
             self.wait_until_updated().await?;
         }
