@@ -4,9 +4,9 @@
 use bytes::{Bytes, BytesMut};
 use infinicache::codec::{Chunk, CodecParams, ObjectCodec};
 use infinicache::protocol::{
-    ClientHello, ClientReply, ClientRequest, DEFAULT_MAX_FRAME_LEN, Decode, Encode, ErrorCode,
-    ErrorReply, Frame, FrameReader, Hello, Key, NodeHello, NodeReply, NodeRequest, PutChunk,
-    Welcome,
+    ChunkId, ClientHello, ClientReply, ClientRequest, DEFAULT_MAX_FRAME_LEN, Decode, Encode,
+    ErrorCode, ErrorReply, Frame, FrameReader, Hello, Key, NodeHello, NodeReply, NodeRequest,
+    PutChunk, Welcome,
 };
 use proptest::prelude::*;
 
@@ -82,6 +82,8 @@ fn node_request() -> impl Strategy<Value = NodeRequest> {
             index
         }),
         Just(NodeRequest::ByeAck),
+        Just(NodeRequest::Ping),
+        Just(NodeRequest::List),
     ]
 }
 
@@ -93,6 +95,18 @@ fn node_reply() -> impl Strategy<Value = NodeReply> {
         (any::<u64>(), any::<bool>())
             .prop_map(|(used, existed)| NodeReply::Dropped { used, existed }),
         Just(NodeReply::Bye),
+        (any::<u64>(), any::<u64>()).prop_map(|(used, chunks)| NodeReply::Pong { used, chunks }),
+        proptest::collection::vec((key(), any::<u64>(), any::<u8>()), 0..20).prop_map(|ids| {
+            NodeReply::Inventory(
+                ids.into_iter()
+                    .map(|(key, version, index)| ChunkId {
+                        key,
+                        version,
+                        index,
+                    })
+                    .collect(),
+            )
+        }),
         error_reply().prop_map(NodeReply::Error),
     ]
 }

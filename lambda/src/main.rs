@@ -75,6 +75,12 @@ async fn handle(
             let outcome = session::serve(node.clone(), &args, deadline).await?;
             (args.node_id, outcome.served, outcome.reason)
         }
+        // A backup serves the proxy's relay exactly like a primary serves
+        // chunk requests: the difference is only in what the proxy sends.
+        Invocation::Backup(args) => {
+            let outcome = session::serve(node.clone(), &args, deadline).await?;
+            (args.node_id, outcome.served, "backup")
+        }
     };
     let store = node.store.lock();
     Ok(InvocationSummary {

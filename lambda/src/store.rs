@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use infinicache::codec::Chunk;
 use infinicache::protocol::{
-    ErrorCode, ErrorReply, Key, NodeReply, NodeRequest, stored_chunk_cost,
+    ChunkId as WireChunkId, ErrorCode, ErrorReply, Key, NodeReply, NodeRequest, stored_chunk_cost,
 };
 
 /// Bodies below this size are copied into their own allocation when stored:
@@ -92,6 +92,20 @@ impl ChunkStore {
                     existed,
                 }
             }
+            NodeRequest::Ping => NodeReply::Pong {
+                used: self.used,
+                chunks: self.len(),
+            },
+            NodeRequest::List => NodeReply::Inventory(
+                self.chunks
+                    .keys()
+                    .map(|id| WireChunkId {
+                        key: id.key.clone(),
+                        version: id.version,
+                        index: id.index,
+                    })
+                    .collect(),
+            ),
             NodeRequest::ByeAck => NodeReply::Error(ErrorReply::new(
                 ErrorCode::Protocol,
                 "ByeAck is not a request",
@@ -235,6 +249,45 @@ mod tests {
             NodeReply::Error(_)
         ));
         assert_eq!(store.used(), 0);
+    }
+
+    #[test]
+    fn ping_and_list_report_what_is_held() {
+        let mut store = ChunkStore::new(1 << 20);
+        for (name, chunk) in [
+            ("a", chunks(100, 3).remove(1)),
+            ("b", chunks(10, 4).remove(0)),
+        ] {
+            store.apply(NodeRequest::Store {
+                key: key(name),
+                chunk,
+            });
+        }
+        match store.apply(NodeRequest::Ping) {
+            NodeReply::Pong { used, chunks } => {
+                assert_eq!((used, chunks), (store.used(), 2));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let NodeReply::Inventory(mut held) = store.apply(NodeRequest::List) else {
+            panic!("List must answer with an inventory");
+        };
+        held.sort();
+        assert_eq!(
+            held,
+            vec![
+                WireChunkId {
+                    key: key("a"),
+                    version: 3,
+                    index: 1
+                },
+                WireChunkId {
+                    key: key("b"),
+                    version: 4,
+                    index: 0
+                },
+            ]
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ export async function startProxy({
   const args = [
     '--client-listen', '127.0.0.1:0',
     '--node-listen', '127.0.0.1:0',
+    '--admin-listen', '127.0.0.1:0',
     '--warmup-interval', '0s',
     '--pool-size', String(poolSize),
     '--data-shards', String(dataShards),

@@ -35,6 +35,9 @@ pub struct Config {
     pub client_listen: SocketAddr,
     /// Where cache nodes dial in.
     pub node_listen: SocketAddr,
+    /// The admin/status HTTP API (JSON): node states, counters, what the
+    /// invocations cost, and on-demand warm-up and backup rounds. Unset: off.
+    pub admin_listen: Option<SocketAddr>,
     /// The node listener address as nodes should dial it (defaults to the
     /// bound node listener address; set it when nodes run elsewhere).
     pub advertise_addr: Option<String>,
@@ -54,6 +57,10 @@ pub struct Config {
     /// How often idle nodes are invoked to keep them warm (0 = never).
     #[serde(with = "humantime_serde")]
     pub warmup_interval: Duration,
+    /// How often every node holding data is delta-synced to its backup
+    /// environment (0 = no backups).
+    #[serde(with = "humantime_serde")]
+    pub backup_interval: Duration,
     /// The provider's billing granularity; nodes return just before a tick ends.
     #[serde(with = "humantime_serde")]
     pub billing_tick: Duration,
@@ -95,11 +102,13 @@ pub struct LocalSettings {
     pub node_binary: Option<PathBuf>,
     /// Freeze (SIGSTOP) environments between invocations, as Lambda does.
     pub freeze: bool,
-    /// Reclaim environments idle for longer than this (none: never).
-    #[serde(with = "humantime_serde")]
-    pub idle_lifetime: Option<Duration>,
     /// Most concurrent environments of one function.
     pub max_environments_per_function: usize,
+    /// When environments are reclaimed, losing the node's memory (the
+    /// `[local.reclaim]` table): by default as measured on AWS (idle ones
+    /// after 10-27 min, all after about 2 h), optionally with random reclaims
+    /// and with simulated time running faster than real time.
+    pub reclaim: crate::platform::ReclaimPolicy,
 }
 
 impl Default for Config {
@@ -107,6 +116,7 @@ impl Default for Config {
         Config {
             client_listen: ([127, 0, 0, 1], 6378).into(),
             node_listen: ([127, 0, 0, 1], 6379).into(),
+            admin_listen: Some(([127, 0, 0, 1], 6377).into()),
             advertise_addr: None,
             platform: PlatformKind::Local,
             pool_size: 12,
@@ -116,6 +126,7 @@ impl Default for Config {
             data_shards: 10,
             parity_shards: 2,
             warmup_interval: Duration::from_secs(60),
+            backup_interval: Duration::from_secs(300),
             billing_tick: Duration::from_millis(1),
             node_idle_timeout: Duration::from_millis(100),
             function_timeout: Duration::from_secs(900),
@@ -137,8 +148,8 @@ impl Default for LocalSettings {
             listen: ([127, 0, 0, 1], 0).into(),
             node_binary: None,
             freeze: true,
-            idle_lifetime: None,
             max_environments_per_function: 8,
+            reclaim: crate::platform::ReclaimPolicy::default(),
         }
     }
 }
@@ -239,6 +250,9 @@ impl Config {
                 "local.max_environments_per_function",
                 "must be positive".into(),
             );
+        }
+        if let Err(err) = self.local.reclaim.validate() {
+            return invalid("local.reclaim", err.to_string());
         }
         Ok(())
     }

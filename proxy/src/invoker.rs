@@ -11,8 +11,9 @@ use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
+use aws_sdk_lambda::types::{InvocationType, LogType};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use base64::Engine;
 use infinicache::protocol::{Invocation, InvocationSummary};
 use thiserror::Error;
 
@@ -28,6 +29,64 @@ pub enum InvokeError {
     /// The function returned something that is not a node's summary.
     #[error("unexpected function response: {0}")]
     BadResponse(String),
+}
+
+/// What the provider reports about one invocation: the `REPORT` line of the
+/// log tail (`LogType: Tail`), which is how AWS tells a caller the billed
+/// duration. Both AWS and the local platform send it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Report {
+    /// Run time of the handler (milliseconds).
+    pub duration_ms: f64,
+    /// What was billed (milliseconds, whole ticks).
+    pub billed_ms: u64,
+    /// The function's configured memory.
+    pub memory_mb: u32,
+    /// Set on a cold start: the environment's initialisation time.
+    pub init_ms: Option<f64>,
+}
+
+impl Report {
+    /// Parses the `REPORT RequestId: ...` line out of a decoded log tail.
+    pub fn parse(log: &str) -> Option<Report> {
+        let line = log.lines().rev().find(|line| line.starts_with("REPORT "))?;
+        let field = |name: &str, unit: &str| -> Option<f64> {
+            line.split('\t').find_map(|part| {
+                let value = part.trim().strip_prefix(name)?.strip_prefix(':')?;
+                value.trim().strip_suffix(unit)?.trim().parse().ok()
+            })
+        };
+        Some(Report {
+            duration_ms: field("Duration", "ms")?,
+            billed_ms: field("Billed Duration", "ms")? as u64,
+            memory_mb: field("Memory Size", "MB")? as u32,
+            init_ms: field("Init Duration", "ms"),
+        })
+    }
+
+    /// Billed GB-seconds, the unit AWS charges by.
+    pub fn gb_seconds(&self) -> f64 {
+        self.billed_ms as f64 / 1000.0 * f64::from(self.memory_mb) / 1024.0
+    }
+}
+
+/// The outcome of one invocation and, if the provider sent one, its report.
+#[derive(Debug, Clone)]
+pub struct Invoked {
+    pub result: Result<InvocationSummary, InvokeError>,
+    /// `None` when the API call itself failed (nothing was billed) or the
+    /// provider sent no log tail.
+    pub report: Option<Report>,
+}
+
+impl InvokeError {
+    /// The execution environment died under the invocation (its runtime
+    /// exited: killed, crashed, out of memory): AWS reports this as the
+    /// error type `Runtime.ExitError`. Unlike a node that cannot do its job,
+    /// this says nothing about the next environment.
+    pub fn environment_died(&self) -> bool {
+        matches!(self, InvokeError::Function { message, .. } if message.contains("Runtime.ExitError"))
+    }
 }
 
 /// The region used when neither the caller nor the AWS configuration names
@@ -105,36 +164,54 @@ impl Invoker {
         }
     }
 
-    /// Invokes `function` and waits for it to return (RequestResponse).
-    pub async fn invoke(
-        &self,
-        function: &str,
-        invocation: &Invocation,
-    ) -> Result<InvocationSummary, InvokeError> {
-        let payload = serde_json::to_vec(invocation)
-            .map_err(|err| InvokeError::BadResponse(err.to_string()))?;
-        let output = self
+    /// Invokes `function` and waits for it to return (RequestResponse),
+    /// asking for the log tail so the billed duration is known.
+    pub async fn invoke(&self, function: &str, invocation: &Invocation) -> Invoked {
+        let payload = match serde_json::to_vec(invocation) {
+            Ok(payload) => payload,
+            Err(err) => {
+                return Invoked {
+                    result: Err(InvokeError::BadResponse(err.to_string())),
+                    report: None,
+                };
+            }
+        };
+        let output = match self
             .client
             .invoke()
             .function_name(function)
             .invocation_type(InvocationType::RequestResponse)
+            .log_type(LogType::Tail)
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(|err| InvokeError::Api(describe_sdk_error(&err)))?;
+        {
+            Ok(output) => output,
+            Err(err) => {
+                return Invoked {
+                    result: Err(InvokeError::Api(describe_sdk_error(&err))),
+                    report: None,
+                };
+            }
+        };
+        let report = output
+            .log_result()
+            .and_then(|tail| base64::engine::general_purpose::STANDARD.decode(tail).ok())
+            .and_then(|log| Report::parse(&String::from_utf8_lossy(&log)));
         let body = output
             .payload()
             .map(|blob| blob.as_ref())
             .unwrap_or_default();
-        if let Some(kind) = output.function_error() {
-            return Err(InvokeError::Function {
+        let result = match output.function_error() {
+            Some(kind) => Err(InvokeError::Function {
                 kind: kind.to_string(),
                 message: String::from_utf8_lossy(body).into_owned(),
-            });
-        }
-        serde_json::from_slice(body).map_err(|err| {
-            InvokeError::BadResponse(format!("{err}: {}", String::from_utf8_lossy(body)))
-        })
+            }),
+            None => serde_json::from_slice(body).map_err(|err| {
+                InvokeError::BadResponse(format!("{err}: {}", String::from_utf8_lossy(body)))
+            }),
+        };
+        Invoked { result, report }
     }
 }
 
@@ -162,4 +239,29 @@ where
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_report_line_of_a_log_tail() {
+        let log = "START RequestId: 1 Version: $LATEST\nEND RequestId: 1\nREPORT RequestId: 1\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 1024 MB\tMax Memory Used: 45 MB\tInit Duration: 5.50 ms\t\n";
+        let report = Report::parse(log).expect("report");
+        assert_eq!(
+            report,
+            Report {
+                duration_ms: 12.34,
+                billed_ms: 13,
+                memory_mb: 1024,
+                init_ms: Some(5.5),
+            }
+        );
+        assert!((report.gb_seconds() - 0.013).abs() < 1e-9);
+        let warm = "REPORT RequestId: 2\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\t";
+        assert_eq!(Report::parse(warm).and_then(|r| r.init_ms), None);
+        assert_eq!(Report::parse("no report here"), None);
+        assert_eq!(Report::parse("REPORT RequestId: 3\tDuration: x ms"), None);
+    }
 }

@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 use infinicache_proxy::Proxy;
 use infinicache_proxy::config::{Config, PlatformKind};
 use infinicache_proxy::deploy::DeployArgs;
+use infinicache_proxy::platform::LifetimeRange;
 
 /// The command line: serve flags, or a subcommand. Serving takes no
 /// subcommand so that `infinicache-proxy [flags]` keeps working as it always
@@ -57,6 +58,12 @@ struct ServeArgs {
     /// Node listener address.
     #[arg(long)]
     node_listen: Option<SocketAddr>,
+    /// Admin/status HTTP API address.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Turn the admin/status API off.
+    #[arg(long, conflicts_with = "admin_listen")]
+    no_admin: bool,
     /// Node listener address as the nodes should dial it.
     #[arg(long)]
     advertise_addr: Option<String>,
@@ -84,6 +91,9 @@ struct ServeArgs {
     /// Interval of warm-up invocations, e.g. 1m (0s: off).
     #[arg(long, value_parser = humantime::parse_duration)]
     warmup_interval: Option<Duration>,
+    /// Interval of delta-sync backups, e.g. 5m (0s: off).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    backup_interval: Option<Duration>,
     /// Billing granularity, e.g. 1ms (AWS today) or 100ms (legacy).
     #[arg(long, value_parser = humantime::parse_duration)]
     billing_tick: Option<Duration>,
@@ -111,9 +121,28 @@ struct ServeArgs {
     /// Local platform: do not freeze environments between invocations.
     #[arg(long)]
     no_freeze: bool,
-    /// Local platform: reclaim environments idle longer than this.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    idle_lifetime: Option<Duration>,
+    /// Local platform: reclaim an environment idle this long (simulated
+    /// time), e.g. 15m; or a range MIN..MAX, e.g. 10m..27m, drawn anew each
+    /// time an environment becomes idle [default: 10m..27m, as on AWS].
+    #[arg(long, value_name = "DURATION")]
+    idle_lifetime: Option<LifetimeRange>,
+    /// Local platform: recycle an environment older than this (simulated
+    /// time) at its next idle moment, e.g. 2h; or a range MIN..MAX drawn per
+    /// environment [default: 1h50m..2h10m].
+    #[arg(long, value_name = "DURATION")]
+    max_lifetime: Option<LifetimeRange>,
+    /// Local platform: reclaim idle environments at random, this many times
+    /// per environment per simulated hour (Poisson) [default: 0].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    random_reclaims_per_hour: Option<f64>,
+    /// Local platform: simulated time runs F times faster than real time
+    /// (reclaim lifetimes are divided by F, the random rate multiplied)
+    /// [default: 1].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    time_scale: Option<f64>,
+    /// Local platform: never reclaim environments for idleness or age.
+    #[arg(long, conflicts_with_all = ["idle_lifetime", "max_lifetime"])]
+    no_reclaim: bool,
 }
 
 impl ServeArgs {
@@ -136,12 +165,19 @@ impl ServeArgs {
             data_shards,
             parity_shards,
             warmup_interval,
+            backup_interval,
             billing_tick,
             node_idle_timeout,
             function_timeout,
             node_request_timeout,
             region
         );
+        if let Some(addr) = self.admin_listen {
+            config.admin_listen = Some(addr);
+        }
+        if self.no_admin {
+            config.admin_listen = None;
+        }
         if let Some(addr) = self.advertise_addr {
             config.advertise_addr = Some(addr);
         }
@@ -157,8 +193,22 @@ impl ServeArgs {
         if self.no_freeze {
             config.local.freeze = false;
         }
+        let reclaim = &mut config.local.reclaim;
+        if self.no_reclaim {
+            reclaim.idle_lifetime = None;
+            reclaim.max_lifetime = None;
+        }
         if let Some(lifetime) = self.idle_lifetime {
-            config.local.idle_lifetime = Some(lifetime);
+            reclaim.idle_lifetime = Some(lifetime);
+        }
+        if let Some(lifetime) = self.max_lifetime {
+            reclaim.max_lifetime = Some(lifetime);
+        }
+        if let Some(rate) = self.random_reclaims_per_hour {
+            reclaim.random_per_hour = rate;
+        }
+        if let Some(scale) = self.time_scale {
+            reclaim.time_scale = scale;
         }
         config.validate().map_err(|err| err.to_string())?;
         Ok(config)
@@ -205,11 +255,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .platform()
         .map_or_else(|| "aws".to_string(), |platform| platform.endpoint_url());
     // One machine-readable line on stdout: scripts and tests wait for it.
+    let admin = proxy
+        .admin_addr()
+        .map_or_else(|| "off".to_string(), |addr| addr.to_string());
     println!(
-        "infinicache-proxy ready client={} nodes={} platform={}",
+        "infinicache-proxy ready client={} nodes={} platform={} admin={}",
         proxy.client_addr(),
         proxy.node_addr(),
-        platform
+        platform,
+        admin
     );
     let _ = std::io::stdout().flush();
     tracing::info!(client = %proxy.client_addr(), nodes = %proxy.node_addr(), %platform, "serving");

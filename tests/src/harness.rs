@@ -26,11 +26,13 @@ pub struct TestCache {
     pub node_addr: String,
     /// The local platform's Invoke/admin API.
     pub platform_addr: SocketAddr,
+    /// The proxy's admin/status API.
+    pub admin_addr: SocketAddr,
 }
 
 impl TestCache {
-    /// Starts a cache with test-friendly defaults (no periodic warm-ups)
-    /// plus `args` (proxy flags, which may override the defaults).
+    /// Starts a cache with test-friendly defaults (no periodic warm-ups or
+    /// backups) plus `args` (proxy flags, which may override the defaults).
     pub async fn start(args: &[&str]) -> TestCache {
         TestCache::start_with_env(args, &[]).await
     }
@@ -45,8 +47,10 @@ impl TestCache {
                 "127.0.0.1:0",
                 "--node-listen",
                 "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
             ])
-            .args(["--warmup-interval", "0s"])
+            .args(["--warmup-interval", "0s", "--backup-interval", "0s"])
             .args(args)
             .env(
                 "INFINICACHE_LOG",
@@ -83,11 +87,15 @@ impl TestCache {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         // Keep draining stdout so the proxy never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let admin_addr = field("admin")
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         TestCache {
             child,
             client_addr: field("client"),
             node_addr: field("nodes"),
             platform_addr,
+            admin_addr,
         }
     }
 
@@ -115,6 +123,46 @@ impl TestCache {
         let (status, body) = http(self.platform_addr, "POST", path, "").await;
         assert_eq!(status, 200, "POST {path}: {body}");
         serde_json::from_str(&body).expect("admin API returned JSON")
+    }
+
+    /// The proxy's `GET /status`.
+    pub async fn status(&self) -> Value {
+        let (status, body) = http(self.admin_addr, "GET", "/status", "").await;
+        assert_eq!(status, 200, "GET /status: {body}");
+        serde_json::from_str(&body).expect("status is JSON")
+    }
+
+    /// One of the proxy's counters.
+    pub async fn counter(&self, name: &str) -> u64 {
+        self.status().await["counters"][name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {name}"))
+    }
+
+    /// Runs a backup round now (`POST /backup`) and returns its report.
+    pub async fn backup_now(&self) -> Value {
+        let (status, body) = http(self.admin_addr, "POST", "/backup", "").await;
+        assert_eq!(status, 200, "POST /backup: {body}");
+        serde_json::from_str(&body).expect("backup report is JSON")
+    }
+
+    /// Reclaims one environment (by platform environment id).
+    pub async fn reclaim_environment(&self, id: u64) -> u64 {
+        let reply = self
+            .admin_post(&format!("/admin/environments/{id}/reclaim"))
+            .await;
+        reply["reclaimed"].as_u64().expect("reclaimed count")
+    }
+
+    /// A function's live environments as the platform lists them.
+    pub async fn environments(&self, function: &str) -> Vec<Value> {
+        match self
+            .admin_get(&format!("/admin/functions/{function}/environments"))
+            .await
+        {
+            Value::Array(envs) => envs,
+            other => panic!("environments is not a list: {other}"),
+        }
     }
 
     /// Reclaims (kills) every environment of a function, as the provider may.

@@ -13,7 +13,8 @@ use aws_sdk_lambda::operation::invoke::{InvokeError, InvokeOutput};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use infinicache_proxy::platform::{
-    EnvironmentState, FunctionConfig, InvocationOutcome, LocalPlatform, PlatformConfig,
+    BillingRecord, EnvironmentState, FunctionConfig, InvocationOutcome, LifetimeRange,
+    LocalPlatform, PlatformConfig, PlatformError, ReclaimCounts, ReclaimPolicy, ReclaimPolicyError,
 };
 use infinicache_tests::{lambda_client, target_bin};
 use serde_json::{Value, json};
@@ -377,15 +378,36 @@ async fn reclaim_kills_environments_and_next_invoke_is_cold() {
     let pid3 = pid_of(&call(&client, "reclaim", json!({})).await);
     assert_eq!(platform.reclaim("reclaim").await, 1);
     assert!(process_gone(pid3));
+    let stats = platform.stats();
+    assert_eq!(
+        stats.reclaims,
+        ReclaimCounts {
+            admin: 3,
+            ..ReclaimCounts::default()
+        }
+    );
+    assert_eq!(stats.cold_starts, 3);
     platform.shutdown().await;
 }
 
+/// A platform whose only reclaim mechanism is `policy` (the others off).
+fn reclaiming(policy: ReclaimPolicy) -> PlatformConfig {
+    PlatformConfig {
+        reclaim: policy,
+        ..PlatformConfig::default()
+    }
+}
+
+/// Generous bound for anything the reaper should do within about a second:
+/// the machine running the tests may be loaded.
+const REAPED_WITHIN: Duration = Duration::from_secs(20);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_lifetime_reclaims_idle_environments() {
-    let config = PlatformConfig {
-        idle_lifetime: Some(Duration::from_millis(200)),
-        ..PlatformConfig::default()
-    };
+    let config = reclaiming(ReclaimPolicy {
+        idle_lifetime: Some(LifetimeRange::fixed(Duration::from_millis(200))),
+        ..ReclaimPolicy::never()
+    });
     let (platform, client) = start_one(config, "idle").await;
     let pid = pid_of(&call(&client, "idle", json!({})).await);
     assert_eq!(platform.environments("idle").len(), 1);
@@ -400,6 +422,350 @@ async fn idle_lifetime_reclaims_idle_environments() {
     let v = call(&client, "idle", json!({})).await;
     assert_ne!(pid_of(&v), pid);
     assert_eq!(v["invocations"], json!(1));
+    assert_eq!(platform.stats().reclaims.idle, 1);
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scaled_idle_lifetime_reclaims_and_is_counted_as_idle() {
+    // One simulated minute at 60x: about a second of real time.
+    let config = reclaiming(ReclaimPolicy {
+        idle_lifetime: Some(LifetimeRange::fixed(Duration::from_secs(60))),
+        time_scale: 60.0,
+        ..ReclaimPolicy::never()
+    });
+    let (platform, client) = start_one(config, "scaled").await;
+    // Busy for longer than the idle lifetime: not idle, so not reclaimed.
+    let first = call(&client, "scaled", json!({ "sleep_ms": 1500 })).await;
+    let pid = pid_of(&first);
+    assert!(
+        eventually(REAPED_WITHIN, || platform.environments("scaled").is_empty()).await,
+        "idle environment not reclaimed"
+    );
+    assert!(eventually(Duration::from_secs(5), || process_gone(pid)).await);
+    let stats = platform.stats();
+    assert_eq!(stats.cold_starts, 1);
+    assert_eq!(
+        stats.reclaims,
+        ReclaimCounts {
+            idle: 1,
+            ..ReclaimCounts::default()
+        }
+    );
+    assert_eq!(stats.time_scale, 60.0);
+
+    // The same through the admin API.
+    let (status, text) = http(platform.addr(), "GET", "/admin/stats", "").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("stats JSON"),
+        json!({
+            "cold_starts": 1,
+            "reclaims": { "idle": 1, "max_lifetime": 0, "random": 0, "admin": 0 },
+            "time_scale": 60.0,
+        })
+    );
+
+    // Memory is gone: the next invoke is a cold start.
+    let v = call(&client, "scaled", json!({})).await;
+    assert_ne!(pid_of(&v), pid);
+    assert_eq!(v["invocations"], json!(1));
+    assert_eq!(platform.stats().cold_starts, 2);
+    let records = platform.billing();
+    assert_eq!(records[0].outcome, InvocationOutcome::Success);
+    assert!(records[1].cold_start);
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_lifetime_recycles_at_the_next_idle_moment_not_mid_invocation() {
+    // Maximum lifetime one simulated minute at 60x: about a second.
+    let config = reclaiming(ReclaimPolicy {
+        max_lifetime: Some(LifetimeRange::fixed(Duration::from_secs(60))),
+        time_scale: 60.0,
+        ..ReclaimPolicy::never()
+    });
+    let (platform, client) = start_one(config, "aged").await;
+    // The environment comes of age while this runs: it must finish anyway.
+    let long = call(&client, "aged", json!({ "sleep_ms": 2500 })).await;
+    let pid = pid_of(&long);
+    let record = &platform.billing()[0];
+    assert_eq!(record.outcome, InvocationOutcome::Success);
+    assert!(record.duration > Duration::from_secs(1), "{record:?}");
+    // ... and is recycled once idle.
+    assert!(
+        eventually(REAPED_WITHIN, || process_gone(pid)).await,
+        "environment past its maximum lifetime not recycled"
+    );
+    assert!(platform.environments("aged").is_empty());
+    assert_eq!(
+        platform.stats().reclaims,
+        ReclaimCounts {
+            max_lifetime: 1,
+            ..ReclaimCounts::default()
+        }
+    );
+
+    // A fresh environment, idle when it comes of age: the reaper recycles it.
+    let v = call(&client, "aged", json!({})).await;
+    assert_ne!(pid_of(&v), pid);
+    assert_eq!(
+        v["invocations"],
+        json!(1),
+        "memory lost with the old environment"
+    );
+    assert!(
+        eventually(REAPED_WITHIN, || process_gone(pid_of(&v))).await,
+        "idle environment past its maximum lifetime not recycled"
+    );
+    let stats = platform.stats();
+    assert_eq!(stats.reclaims.max_lifetime, 2);
+    assert_eq!(stats.reclaims.idle, 0);
+    assert_eq!(stats.cold_starts, 2);
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_reclaims_take_idle_environments_only() {
+    // About 100 per second: an idle environment survives only a few ticks.
+    let config = reclaiming(ReclaimPolicy {
+        random_per_hour: 360_000.0,
+        ..ReclaimPolicy::never()
+    });
+    let (platform, client) = start_one(config, "random").await;
+    let (a, b) = tokio::join!(
+        call(&client, "random", json!({ "sleep_ms": 1000 })),
+        call(&client, "random", json!({ "sleep_ms": 1000 })),
+    );
+    assert_ne!(pid_of(&a), pid_of(&b));
+    assert!(
+        platform
+            .billing()
+            .iter()
+            .all(|r| r.outcome == InvocationOutcome::Success),
+        "a busy environment was reclaimed: {:?}",
+        platform.billing()
+    );
+    assert!(
+        eventually(REAPED_WITHIN, || process_gone(pid_of(&a))
+            && process_gone(pid_of(&b)))
+        .await,
+        "idle environments not reclaimed at random"
+    );
+    assert_eq!(
+        platform.stats().reclaims,
+        ReclaimCounts {
+            random: 2,
+            ..ReclaimCounts::default()
+        }
+    );
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_reclaim_policies_are_rejected() {
+    let start =
+        |policy: ReclaimPolicy| LocalPlatform::start(reclaiming(policy), vec![function("f")]);
+    for scale in [0.0, -2.0, f64::NAN, f64::INFINITY] {
+        let result = start(ReclaimPolicy {
+            time_scale: scale,
+            ..ReclaimPolicy::default()
+        })
+        .await;
+        assert!(
+            matches!(
+                result,
+                Err(PlatformError::Reclaim(ReclaimPolicyError::TimeScale(_)))
+            ),
+            "time_scale {scale}: {result:?}"
+        );
+    }
+    let result = start(ReclaimPolicy {
+        random_per_hour: -1.0,
+        ..ReclaimPolicy::default()
+    })
+    .await;
+    assert!(matches!(
+        result,
+        Err(PlatformError::Reclaim(ReclaimPolicyError::RandomRate(_)))
+    ));
+    let result = start(ReclaimPolicy {
+        idle_lifetime: Some(LifetimeRange::new(
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+        )),
+        ..ReclaimPolicy::default()
+    })
+    .await;
+    assert!(matches!(
+        result,
+        Err(PlatformError::Reclaim(
+            ReclaimPolicyError::InvertedRange { .. }
+        ))
+    ));
+
+    // The proxy refuses them too, before starting anything.
+    for args in [
+        &["--time-scale", "0"][..],
+        &["--time-scale", "-1"],
+        &["--idle-lifetime", "2m..1m"],
+        &["--random-reclaims-per-hour", "NaN"],
+    ] {
+        let output = tokio::process::Command::new(target_bin("infinicache-proxy"))
+            .args([
+                "--client-listen",
+                "127.0.0.1:0",
+                "--node-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .output()
+            .await
+            .expect("run infinicache-proxy");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("local.reclaim"), "{args:?}: {stderr}");
+    }
+}
+
+/// Standard base64 (the test crate has no base64 dependency).
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = ALPHABET
+            .iter()
+            .position(|&a| a == c)
+            .expect("base64 character") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// The fields of a `REPORT` line (`"Billed Duration" -> "13 ms"`), checking
+/// AWS's layout: tab after every field, the last one included.
+fn report_fields(line: &str) -> Vec<(String, String)> {
+    let rest = line.strip_prefix("REPORT ").expect("REPORT line");
+    let rest = rest.strip_suffix('\t').expect("tab after the last field");
+    rest.split('\t')
+        .map(|field| {
+            let (key, value) = field.split_once(": ").expect("key: value");
+            (key.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_tail_report_line_agrees_with_billing() {
+    let config = PlatformConfig {
+        billing_tick: Duration::from_millis(100),
+        ..PlatformConfig::default()
+    };
+    let (platform, client) = start_one(config, "tail").await;
+    let mut seen: Vec<BillingRecord> = Vec::new();
+    for (payload, cold) in [(json!({ "hold_mb": 64 }), true), (json!({}), false)] {
+        let output = client
+            .invoke()
+            .function_name("tail")
+            .log_type(aws_sdk_lambda::types::LogType::Tail)
+            .payload(Blob::new(payload.to_string()))
+            .send()
+            .await
+            .expect("invoke with log tail");
+        assert_eq!(output.function_error(), None, "{:?}", body(&output));
+        let log = String::from_utf8(base64_decode(output.log_result().expect("log result")))
+            .expect("UTF-8 log");
+        let lines: Vec<&str> = log.lines().collect();
+        assert!(lines[0].starts_with("START RequestId: "), "{log}");
+        let report = lines
+            .iter()
+            .find(|l| l.starts_with("REPORT "))
+            .expect("REPORT line");
+        assert_eq!(
+            lines.last(),
+            Some(report),
+            "the tail ends with REPORT: {log}"
+        );
+        let fields = report_fields(report);
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        let mut expected = vec![
+            "RequestId",
+            "Duration",
+            "Billed Duration",
+            "Memory Size",
+            "Max Memory Used",
+        ];
+        if cold {
+            expected.push("Init Duration");
+        }
+        assert_eq!(keys, expected, "{report}");
+        let get = |key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+        };
+
+        let record = platform
+            .billing()
+            .into_iter()
+            .find(|r| r.request_id == get("RequestId"))
+            .expect("billing record of the invocation");
+        assert_eq!(record.cold_start, cold);
+        assert_eq!(record.billed_duration, Duration::from_millis(100));
+        assert_eq!(record.billed_duration_ms, 100);
+        assert_eq!(get("Billed Duration"), "100 ms");
+        assert_eq!(get("Duration"), format!("{:.2} ms", record.duration_ms));
+        assert!((record.duration_ms - record.duration.as_secs_f64() * 1000.0).abs() < 1e-6);
+        assert_eq!(get("Memory Size"), format!("{MEMORY_MB} MB"));
+        let used = record
+            .max_memory_used_mb
+            .expect("peak memory readable on Linux");
+        assert_eq!(get("Max Memory Used"), format!("{used} MB"));
+        assert!(used >= 64, "held 64 MiB but peak is {used} MB");
+        if let Some(init) = record.init_duration {
+            assert_eq!(
+                get("Init Duration"),
+                format!("{:.2} ms", init.as_secs_f64() * 1000.0)
+            );
+        }
+        seen.push(record);
+    }
+
+    // The admin API has the numeric fields too.
+    let (status, text) = http(platform.addr(), "GET", "/admin/billing", "").await;
+    assert_eq!(status, 200);
+    let listed: Vec<Value> = serde_json::from_str(&text).expect("billing JSON");
+    for (json, record) in listed.iter().zip(&seen) {
+        assert_eq!(json["request_id"], json!(record.request_id));
+        assert_eq!(json["billed_duration_ms"], json!(100));
+        // serde_json's default float parsing may differ in the last bit.
+        let ms = json["duration_ms"].as_f64().expect("numeric duration_ms");
+        assert!((ms - record.duration_ms).abs() < 1e-9, "{json}");
+        assert_eq!(json["billed_duration"], json!("100ms"));
+    }
+
+    // As on AWS, only synchronous invocations return a log tail.
+    let output = client
+        .invoke()
+        .function_name("tail")
+        .invocation_type(InvocationType::Event)
+        .log_type(aws_sdk_lambda::types::LogType::Tail)
+        .send()
+        .await
+        .expect("event invoke");
+    assert_eq!(output.status_code(), 202);
+    assert_eq!(output.log_result(), None);
     platform.shutdown().await;
 }
 
@@ -501,6 +867,11 @@ async fn timeout_kills_environment_and_reports_timed_out() {
     let record = &platform.billing()[1];
     assert_eq!(record.outcome, InvocationOutcome::Timeout);
     assert!(record.duration >= Duration::from_secs(1));
+    assert_eq!(
+        platform.stats().reclaims,
+        ReclaimCounts::default(),
+        "a timeout is not a reclaim"
+    );
     platform.shutdown().await;
 }
 

@@ -14,6 +14,11 @@ pub enum Invocation {
     Serve(ServeArgs),
     /// Keep the environment warm: return at once, billed for one tick.
     Warmup { node_id: u32 },
+    /// Become (or refresh) the node's backup: dial the proxy exactly as for
+    /// `Serve` and let it relay the primary's delta into this environment.
+    /// The proxy sends this while the primary is busy serving, so the
+    /// provider places it on a second environment of the same function.
+    Backup(ServeArgs),
 }
 
 /// Where and how a node serves.

@@ -36,7 +36,7 @@ pub use handshake::{ClientHello, Hello, MAGIC, NodeHello, PROTOCOL_VERSION, Welc
 pub use invocation::{Invocation, InvocationSummary, ServeArgs};
 pub use key::{Key, MAX_KEY_LEN};
 pub use mux::{Mux, MuxError, ReplyStream};
-pub use node::{NodeReply, NodeRequest, stored_chunk_cost};
+pub use node::{ChunkId, NodeReply, NodeRequest, stored_chunk_cost};
 
 /// A message that can be written as one frame.
 pub trait Encode {

@@ -45,7 +45,10 @@ struct Shared<Rep> {
     pending: Mutex<Option<HashMap<u64, Slot<Rep>>>>,
     close_reason: Mutex<String>,
     next_id: AtomicU64,
-    tx: mpsc::Sender<OutFrame>,
+    /// `None` once closed: dropping the last sender lets the writer task
+    /// flush what is queued and shut the write half, so the peer sees the
+    /// connection end even while clones of the handle are still around.
+    tx: Mutex<Option<mpsc::Sender<OutFrame>>>,
     reader: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -68,6 +71,7 @@ impl<Rep> Shared<Rep> {
     }
 
     fn close(&self, reason: String) {
+        self.tx.lock().take();
         let slots = self.pending.lock().take();
         *self.close_reason.lock() = reason.clone();
         for slot in slots.into_iter().flat_map(HashMap::into_values) {
@@ -123,7 +127,7 @@ impl<Req: Encode, Rep: Decode + Send + 'static> Mux<Req, Rep> {
             pending: Mutex::new(Some(HashMap::new())),
             close_reason: Mutex::new(String::new()),
             next_id: AtomicU64::new(1),
-            tx,
+            tx: Mutex::new(Some(tx)),
             reader: Mutex::new(None),
         });
         let weak = Arc::downgrade(&shared);
@@ -207,11 +211,14 @@ impl<Req: Encode, Rep: Decode + Send + 'static> Mux<Req, Rep> {
     }
 
     async fn write(&self, frame: OutFrame) -> Result<(), MuxError> {
-        self.shared
-            .tx
-            .send(frame)
-            .await
-            .map_err(|_| MuxError::Closed("writer stopped".into()))
+        let tx = self.shared.tx.lock().clone();
+        match tx {
+            Some(tx) => tx
+                .send(frame)
+                .await
+                .map_err(|_| MuxError::Closed("writer stopped".into())),
+            None => Err(MuxError::Closed(self.shared.close_reason.lock().clone())),
+        }
     }
 
     /// Whether the connection has closed.
@@ -229,8 +236,9 @@ impl<Req: Encode, Rep: Decode + Send + 'static> Mux<Req, Rep> {
         self.shared.pending.lock().as_ref().map_or(0, HashMap::len)
     }
 
-    /// Fails every pending request and refuses new ones; the connection is
-    /// torn down once the last clone is dropped.
+    /// Fails every pending request, refuses new ones, and closes the
+    /// sending half once what is queued is written (the reader keeps
+    /// running until the peer closes too, or the last clone is dropped).
     pub fn close(&self, reason: impl Into<String>) {
         self.shared.close(reason.into());
     }

@@ -12,12 +12,28 @@ const KIND_STORE: u8 = 0x30;
 const KIND_FETCH: u8 = 0x31;
 const KIND_DROP: u8 = 0x32;
 const KIND_BYE_ACK: u8 = 0x33;
+const KIND_PING: u8 = 0x34;
+const KIND_LIST: u8 = 0x35;
 
 const KIND_STORED: u8 = 0x40;
 const KIND_CHUNK: u8 = 0x41;
 const KIND_MISSING: u8 = 0x42;
 const KIND_DROPPED: u8 = 0x43;
 const KIND_BYE: u8 = 0x44;
+const KIND_PONG: u8 = 0x45;
+const KIND_INVENTORY: u8 = 0x46;
+
+/// Bytes one inventory entry takes at least on the wire (empty key): the
+/// decoder never believes an entry count the payload cannot hold.
+const MIN_INVENTORY_ENTRY: usize = 2 + 8 + 1;
+
+/// The address of one stored chunk: what a node keys its memory by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkId {
+    pub key: Key,
+    pub version: u64,
+    pub index: u8,
+}
 
 /// Requests the proxy sends to a node.
 ///
@@ -35,6 +51,14 @@ pub enum NodeRequest {
     /// sends nothing after it, so once the node has answered everything
     /// received before it, it may return from its invocation.
     ByeAck,
+    /// Are you there? Answered with [`NodeReply::Pong`]. Also keeps a node
+    /// from going idle: the proxy pings a primary while it relays a backup
+    /// from it, so its invocation (and environment) stays busy.
+    Ping,
+    /// List every chunk held ([`NodeReply::Inventory`]): how the proxy learns
+    /// what an environment it did not expect (a backup taking over, or one
+    /// being synced) actually holds.
+    List,
 }
 
 /// Replies a node sends to the proxy.
@@ -51,6 +75,10 @@ pub enum NodeReply {
     /// Unsolicited (request id 0): the node is idle and wants to return from
     /// its invocation so that idle time is not billed.
     Bye,
+    /// Answer to [`NodeRequest::Ping`]: the node's chunk bytes and count.
+    Pong { used: u64, chunks: u64 },
+    /// Answer to [`NodeRequest::List`]: every chunk held, in no particular order.
+    Inventory(Vec<ChunkId>),
     /// The request failed.
     Error(ErrorReply),
 }
@@ -83,6 +111,8 @@ impl Encode for NodeRequest {
                 index,
             } => chunk_address(KIND_DROP, request_id, key, *version, *index),
             NodeRequest::ByeAck => OutFrame::builder(KIND_BYE_ACK, request_id).finish(Bytes::new()),
+            NodeRequest::Ping => OutFrame::builder(KIND_PING, request_id).finish(Bytes::new()),
+            NodeRequest::List => OutFrame::builder(KIND_LIST, request_id).finish(Bytes::new()),
         }
     }
 }
@@ -110,6 +140,8 @@ impl Decode for NodeRequest {
                 index: r.u8()?,
             },
             KIND_BYE_ACK => NodeRequest::ByeAck,
+            KIND_PING => NodeRequest::Ping,
+            KIND_LIST => NodeRequest::List,
             kind => {
                 return Err(ProtocolError::UnexpectedKind {
                     kind,
@@ -141,6 +173,23 @@ impl Encode for NodeReply {
                 frame.finish(Bytes::new())
             }
             NodeReply::Bye => OutFrame::builder(KIND_BYE, request_id).finish(Bytes::new()),
+            NodeReply::Pong { used, chunks } => {
+                let mut frame = OutFrame::builder(KIND_PONG, request_id);
+                frame.fields().put_u64(*used);
+                frame.fields().put_u64(*chunks);
+                frame.finish(Bytes::new())
+            }
+            NodeReply::Inventory(chunks) => {
+                let mut frame = OutFrame::builder(KIND_INVENTORY, request_id);
+                let buf = frame.fields();
+                buf.put_u32(u32::try_from(chunks.len()).unwrap_or(u32::MAX));
+                for id in chunks.iter().take(u32::MAX as usize) {
+                    put_bytes16(buf, id.key.as_bytes());
+                    buf.put_u64(id.version);
+                    buf.put_u8(id.index);
+                }
+                frame.finish(Bytes::new())
+            }
             NodeReply::Error(error) => error.encode(request_id),
         }
     }
@@ -159,6 +208,25 @@ impl Decode for NodeReply {
                 existed: r.bool()?,
             },
             KIND_BYE => NodeReply::Bye,
+            KIND_PONG => NodeReply::Pong {
+                used: r.u64()?,
+                chunks: r.u64()?,
+            },
+            KIND_INVENTORY => {
+                let count = r.u32()? as usize;
+                if count > r.remaining() / MIN_INVENTORY_ENTRY {
+                    return Err(ProtocolError::Truncated { what: "inventory" });
+                }
+                let mut chunks = Vec::with_capacity(count);
+                for _ in 0..count {
+                    chunks.push(ChunkId {
+                        key: Key::new(r.bytes16()?)?,
+                        version: r.u64()?,
+                        index: r.u8()?,
+                    });
+                }
+                NodeReply::Inventory(chunks)
+            }
             KIND_ERROR => return Ok(NodeReply::Error(decode_error_reply(r.into_rest())?)),
             kind => {
                 return Err(ProtocolError::UnexpectedKind {

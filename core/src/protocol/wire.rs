@@ -130,6 +130,11 @@ pub(crate) fn put_message(buf: &mut BytesMut, message: &str) {
 }
 
 impl FieldReader {
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Everything not read yet.
     pub(crate) fn into_rest(self) -> Bytes {
         self.buf

@@ -5,12 +5,12 @@
 //! method returns what must be done on the network (chunks to drop, waiters
 //! to answer) and the caller does it after releasing the lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use infinicache::CodecParams;
 use infinicache::codec::ChunkHeader;
-use infinicache::protocol::{ErrorCode, ErrorReply, Key, stored_chunk_cost};
+use infinicache::protocol::{ChunkId, ErrorCode, ErrorReply, Key, stored_chunk_cost};
 use lru::LruCache;
 use tokio::sync::oneshot;
 
@@ -27,6 +27,30 @@ pub struct ObjectMeta {
     pub chunk_cost: u64,
     /// The node holding each chunk; `None` once that node lost its memory.
     pub placement: Vec<Option<NodeId>>,
+    /// Commit order: objects committed before a reconciliation started are
+    /// the ones its node inventory can speak for.
+    pub commit_seq: u64,
+}
+
+impl ObjectMeta {
+    /// Chunks known to be gone.
+    pub fn lost(&self) -> usize {
+        self.placement.iter().filter(|node| node.is_none()).count()
+    }
+}
+
+/// What reconciling a node's inventory with the metadata found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Chunks the metadata placed there that the node does not hold.
+    pub lost: usize,
+    /// Chunks the node holds as the metadata says.
+    pub kept: usize,
+    /// Chunks the node holds that nothing refers to (older versions,
+    /// deleted objects): drop them to free the memory.
+    pub garbage: Vec<ChunkLoc>,
+    /// Objects that lost chunks, to repair.
+    pub damaged: Vec<(Key, u64)>,
 }
 
 /// Where one chunk lives (or lived), for fetching or dropping it.
@@ -110,6 +134,7 @@ pub struct Metadata {
     nodes: Vec<NodeUsage>,
     next_version: u64,
     rotation: usize,
+    commits: u64,
 }
 
 impl Metadata {
@@ -121,6 +146,7 @@ impl Metadata {
             nodes: vec![NodeUsage { used: 0, capacity }; pool_size],
             next_version: 1,
             rotation: 0,
+            commits: 0,
         }
     }
 
@@ -273,7 +299,9 @@ impl Metadata {
             params: put.header.params,
             chunk_cost: put.chunk_cost,
             placement: put.placement.iter().copied().map(Some).collect(),
+            commit_seq: self.commits + 1,
         };
+        self.commits += 1;
         let mut garbage = Vec::new();
         match self.objects.peek(key) {
             // A newer version committed first (the PUTs were concurrent):
@@ -426,6 +454,195 @@ impl Metadata {
             usage.used = reserved;
         }
         lost
+    }
+
+    /// The number of commits so far: objects with `commit_seq` up to it were
+    /// fully stored before this moment.
+    pub fn commit_seq(&self) -> u64 {
+        self.commits
+    }
+
+    /// Every committed chunk placed on `node`, with its object's size class.
+    pub fn chunks_on(&self, node: NodeId) -> Vec<ChunkId> {
+        let mut chunks = Vec::new();
+        for (key, object) in self.objects.iter() {
+            for (index, slot) in object.placement.iter().enumerate() {
+                if *slot == Some(node) {
+                    chunks.push(ChunkId {
+                        key: key.clone(),
+                        version: object.version,
+                        index: index as u8,
+                    });
+                }
+            }
+        }
+        chunks
+    }
+
+    /// Brings the metadata in line with what `node` actually holds (`held`,
+    /// from its inventory): objects committed up to `upto` lose the chunks
+    /// it does not hold; what it holds that nothing refers to is garbage.
+    /// The node's usage is recomputed from what remains.
+    pub fn reconcile_node(
+        &mut self,
+        node: NodeId,
+        held: &HashSet<ChunkId>,
+        upto: u64,
+    ) -> Reconciled {
+        let mut result = Reconciled::default();
+        for (key, object) in self.objects.iter_mut() {
+            let mut damaged = false;
+            for (index, slot) in object.placement.iter_mut().enumerate() {
+                if *slot != Some(node) {
+                    continue;
+                }
+                let id = ChunkId {
+                    key: key.clone(),
+                    version: object.version,
+                    index: index as u8,
+                };
+                if held.contains(&id) {
+                    result.kept += 1;
+                } else if object.commit_seq <= upto {
+                    *slot = None;
+                    result.lost += 1;
+                    damaged = true;
+                }
+            }
+            if damaged {
+                result.damaged.push((key.clone(), object.version));
+            }
+        }
+        let pending: HashSet<(&Key, u64)> = self
+            .pending
+            .iter()
+            .map(|((key, _), put)| (key, put.version))
+            .collect();
+        for id in held {
+            let referenced = self.objects.peek(&id.key).is_some_and(|object| {
+                object.version == id.version
+                    && object.placement.get(usize::from(id.index)) == Some(&Some(node))
+            });
+            if !referenced && !pending.contains(&(&id.key, id.version)) {
+                result.garbage.push(ChunkLoc {
+                    node,
+                    key: id.key.clone(),
+                    version: id.version,
+                    index: id.index,
+                });
+            }
+        }
+        self.recompute_usage(node);
+        result
+    }
+
+    /// Recomputes a node's reserved bytes from the placements and the
+    /// pending PUTs.
+    fn recompute_usage(&mut self, node: NodeId) {
+        let committed: u64 = self
+            .objects
+            .iter()
+            .map(|(_, object)| {
+                object.chunk_cost
+                    * object
+                        .placement
+                        .iter()
+                        .filter(|slot| **slot == Some(node))
+                        .count() as u64
+            })
+            .sum();
+        let reserved: u64 = self
+            .pending
+            .values()
+            .map(|put| put.chunk_cost * put.placement.iter().filter(|&&n| n == node).count() as u64)
+            .sum();
+        if let Some(usage) = self.nodes.get_mut(node as usize) {
+            usage.used = committed + reserved;
+        }
+    }
+
+    /// `node` answered that it does not hold a chunk the metadata placed
+    /// there: record the loss. Returns whether anything changed.
+    pub fn chunk_missing(&mut self, key: &Key, version: u64, index: u8, node: NodeId) -> bool {
+        let Some(object) = self.objects.peek_mut(key) else {
+            return false;
+        };
+        if object.version != version {
+            return false;
+        }
+        let Some(slot) = object.placement.get_mut(usize::from(index)) else {
+            return false;
+        };
+        if *slot != Some(node) {
+            return false;
+        }
+        *slot = None;
+        let cost = object.chunk_cost;
+        if let Some(usage) = self.nodes.get_mut(node as usize) {
+            usage.used = usage.used.saturating_sub(cost);
+        }
+        true
+    }
+
+    /// The object under `key` without touching the LRU order.
+    pub fn peek(&self, key: &Key) -> Option<ObjectMeta> {
+        self.objects.peek(key).cloned()
+    }
+
+    /// Picks and reserves a node for a rebuilt chunk of `key` at `version`:
+    /// the emptiest one with room that holds no other chunk of the object.
+    /// Returns the node and the bytes reserved there.
+    pub fn place_repair(&mut self, key: &Key, version: u64) -> Option<(NodeId, u64)> {
+        let object = self.objects.peek(key)?;
+        if object.version != version {
+            return None;
+        }
+        let cost = object.chunk_cost;
+        let taken: HashSet<NodeId> = object.placement.iter().flatten().copied().collect();
+        let (node, usage) = self
+            .nodes
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, usage)| {
+                !taken.contains(&(*i as NodeId))
+                    && usage.capacity.saturating_sub(usage.used) >= cost
+            })
+            .max_by_key(|(i, usage)| (usage.capacity - usage.used, std::cmp::Reverse(*i)))?;
+        usage.used += cost;
+        Some((node as NodeId, cost))
+    }
+
+    /// A rebuilt chunk was stored on `node` (reserved by
+    /// [`Metadata::place_repair`]). Returns `false` if the object changed
+    /// meanwhile: the reservation is released and the chunk must be dropped.
+    pub fn repaired(&mut self, chunk: &ChunkLoc, cost: u64) -> bool {
+        if let Some(object) = self.objects.peek_mut(&chunk.key)
+            && object.version == chunk.version
+            && let Some(slot) = object.placement.get_mut(usize::from(chunk.index))
+            && slot.is_none()
+        {
+            *slot = Some(chunk.node);
+            return true;
+        }
+        self.unreserve(chunk.node, cost);
+        false
+    }
+
+    /// Releases a reservation made by [`Metadata::place_repair`] whose
+    /// chunk could not be stored.
+    pub fn unreserve(&mut self, node: NodeId, cost: u64) {
+        if let Some(usage) = self.nodes.get_mut(node as usize) {
+            usage.used = usage.used.saturating_sub(cost);
+        }
+    }
+
+    /// Forgets an object that can no longer be decoded (fewer than `k`
+    /// chunks left); returns its surviving chunks to drop.
+    pub fn remove_lost(&mut self, key: &Key, version: u64) -> Option<Vec<ChunkLoc>> {
+        if self.objects.peek(key)?.version != version {
+            return None;
+        }
+        self.remove(key)
     }
 
     /// Records a node's own figure for its capacity.

@@ -4,32 +4,110 @@
 //! object metadata ([`metadata`]) and the invoker: it hands out links to
 //! nodes (invoking them when needed), sends chunk requests with timeouts and
 //! one transparent retry, accepts nodes dialing in, and runs the periodic
-//! maintenance (warm-ups, abandoned PUTs).
+//! maintenance (warm-ups, delta-sync backups, abandoned PUTs).
+//!
+//! Availability lives in three sibling modules: [`backup`] (delta sync to a
+//! second environment of each node), [`reconcile`] (what a new environment
+//! holds: nothing, or the backup's copy after a failover) and [`repair`]
+//! (rebuilding lost chunks from the survivors).
 
+pub mod backup;
+pub mod ledger;
 pub mod metadata;
 pub mod node;
+pub mod reconcile;
+pub mod repair;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use infinicache::CodecParams;
-use infinicache::protocol::{Invocation, MuxError, NodeHello, NodeReply, NodeRequest, ServeArgs};
+use infinicache::protocol::{
+    Invocation, Key, MuxError, NodeHello, NodeReply, NodeRequest, ServeArgs,
+};
+use infinicache::{CodecParams, ObjectCodec};
 use parking_lot::{Mutex, MutexGuard};
+use serde::Serialize;
 
+use self::ledger::Ledger;
 use self::metadata::{ChunkLoc, Finished, Metadata, NodeId};
-use self::node::{Acquire, BadToken, InvocationKind, NodeError, NodeLink, NodeSlot, NodeStatus};
+use self::node::{
+    Acquire, BackupRefused, BadToken, Failure, InvocationKind, NodeError, NodeLink, NodeSlot,
+    NodeStatus, TokenRole,
+};
 use crate::config::Config;
 use crate::invoker::Invoker;
 
-/// Invocation counters, for logs, status and the cost report.
+/// Event counters, for logs, the status API and the experiments.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub serve_invocations: AtomicU64,
     pub warmup_invocations: AtomicU64,
+    pub backup_invocations: AtomicU64,
     pub failed_invocations: AtomicU64,
-    /// Nodes that came back as a new environment with their memory gone.
+    /// Nodes that came back as a new environment.
     pub lost_environments: AtomicU64,
+    /// ...of which were the backup environment taking over.
+    pub failovers: AtomicU64,
+    /// Chunks found missing (lost with an environment, or reported missing).
+    pub chunks_lost: AtomicU64,
+    /// Completed and failed delta syncs.
+    pub backups: AtomicU64,
+    pub backups_failed: AtomicU64,
+    /// Chunks copied to backups, their bytes, and chunks dropped from them.
+    pub backup_chunks_sent: AtomicU64,
+    pub backup_bytes_sent: AtomicU64,
+    pub backup_chunks_dropped: AtomicU64,
+    /// Chunks rebuilt from survivors and written back.
+    pub chunks_repaired: AtomicU64,
+    /// Objects with fewer than `k` chunks left: gone.
+    pub objects_lost: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CounterValues {
+    pub serve_invocations: u64,
+    pub warmup_invocations: u64,
+    pub backup_invocations: u64,
+    pub failed_invocations: u64,
+    pub lost_environments: u64,
+    pub failovers: u64,
+    pub chunks_lost: u64,
+    pub backups: u64,
+    pub backups_failed: u64,
+    pub backup_chunks_sent: u64,
+    pub backup_bytes_sent: u64,
+    pub backup_chunks_dropped: u64,
+    pub chunks_repaired: u64,
+    pub objects_lost: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> CounterValues {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        CounterValues {
+            serve_invocations: get(&self.serve_invocations),
+            warmup_invocations: get(&self.warmup_invocations),
+            backup_invocations: get(&self.backup_invocations),
+            failed_invocations: get(&self.failed_invocations),
+            lost_environments: get(&self.lost_environments),
+            failovers: get(&self.failovers),
+            chunks_lost: get(&self.chunks_lost),
+            backups: get(&self.backups),
+            backups_failed: get(&self.backups_failed),
+            backup_chunks_sent: get(&self.backup_chunks_sent),
+            backup_bytes_sent: get(&self.backup_bytes_sent),
+            backup_chunks_dropped: get(&self.backup_chunks_dropped),
+            chunks_repaired: get(&self.chunks_repaired),
+            objects_lost: get(&self.objects_lost),
+        }
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// The node pool, object metadata and invoker.
@@ -42,6 +120,12 @@ pub struct Cluster {
     node_addr: String,
     params: CodecParams,
     pub counters: Counters,
+    /// What the invocations cost, by purpose.
+    pub ledger: Ledger,
+    /// Objects being repaired right now (one repair per object at a time).
+    repairing: Mutex<HashSet<Key>>,
+    /// One codec per parameter set seen, for repairs.
+    codecs: Mutex<HashMap<CodecParams, Arc<ObjectCodec>>>,
     /// Set once shutdown begins: invocations failing from then on are
     /// expected (their environments are being killed), not news.
     shutting_down: AtomicBool,
@@ -65,6 +149,9 @@ impl Cluster {
             node_addr,
             params,
             counters: Counters::default(),
+            ledger: Ledger::default(),
+            repairing: Mutex::new(HashSet::new()),
+            codecs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             config,
         })
@@ -92,13 +179,22 @@ impl Cluster {
 
     /// A link to a serving node, invoking it first if needed.
     pub async fn link(self: &Arc<Self>, node: NodeId) -> Result<NodeLink, NodeError> {
+        self.link_for(node, InvocationKind::Serve).await
+    }
+
+    /// Like [`Cluster::link`], accounting an invocation it starts as `kind`.
+    pub async fn link_for(
+        self: &Arc<Self>,
+        node: NodeId,
+        kind: InvocationKind,
+    ) -> Result<NodeLink, NodeError> {
         let slot = self.slot(node)?;
         match slot.acquire() {
             Acquire::Ready(link) => Ok(link),
             Acquire::Failing(err) => Err(err),
             Acquire::Wait { link, invoke } => {
                 if let Some(token) = invoke {
-                    self.spawn_invocation(node, InvocationKind::Serve, Some(token));
+                    self.spawn_invocation(node, kind, Some(token));
                 }
                 match tokio::time::timeout(self.config.connect_timeout, link).await {
                     Ok(Ok(result)) => result,
@@ -156,8 +252,66 @@ impl Cluster {
         })
     }
 
-    /// Runs one invocation of `node` in the background; when it ends, starts
-    /// the next one if requests are waiting.
+    /// The invocation payload that makes a node dial in with `token`.
+    fn serve_args(&self, node: NodeId, token: String, idle_timeout: Duration) -> ServeArgs {
+        ServeArgs {
+            node_id: node,
+            proxy: self.node_addr.clone(),
+            token,
+            idle_timeout_ms: millis(idle_timeout),
+            billing_tick_ms: millis(self.config.billing_tick),
+        }
+    }
+
+    /// Invokes `function` and accounts for it; returns the error, if any.
+    async fn invoke(
+        &self,
+        node: NodeId,
+        function: &str,
+        kind: InvocationKind,
+        invocation: &Invocation,
+    ) -> Option<Failure> {
+        let counter = match kind {
+            InvocationKind::Serve => &self.counters.serve_invocations,
+            InvocationKind::Warmup => &self.counters.warmup_invocations,
+            InvocationKind::Backup => &self.counters.backup_invocations,
+        };
+        Counters::add(counter, 1);
+        let started = Instant::now();
+        let invoked = self.invoker.invoke(function, invocation).await;
+        // An invocation the API refused was not billed.
+        if invoked.report.is_some()
+            || !matches!(invoked.result, Err(crate::invoker::InvokeError::Api(_)))
+        {
+            self.ledger.record(
+                kind,
+                invoked.report.as_ref(),
+                started.elapsed(),
+                self.config.billing_tick,
+                self.config.node_memory_mb,
+            );
+        }
+        match &invoked.result {
+            Ok(summary) => {
+                tracing::debug!(node, ?kind, served = summary.served, reason = %summary.reason,
+                    elapsed = ?started.elapsed(), "invocation returned");
+                None
+            }
+            Err(err) if self.shutting_down.load(Ordering::Relaxed) => {
+                tracing::debug!(node, error = %err, "invocation ended by shutdown");
+                Some(Failure::from(err))
+            }
+            Err(err) => {
+                Counters::add(&self.counters.failed_invocations, 1);
+                tracing::warn!(node, function, ?kind, error = %err, "invocation failed");
+                Some(Failure::from(err))
+            }
+        }
+    }
+
+    /// Runs one invocation of `node` in the background (a serving one when
+    /// `token` is given, else a warm-up); when it ends, starts the next one
+    /// if requests are waiting.
     fn spawn_invocation(
         self: &Arc<Self>,
         node: NodeId,
@@ -167,57 +321,58 @@ impl Cluster {
         let cluster = self.clone();
         tokio::spawn(async move {
             let Ok(slot) = cluster.slot(node) else { return };
-            let invocation = match (kind, token) {
-                (InvocationKind::Serve, Some(token)) => {
-                    cluster
-                        .counters
-                        .serve_invocations
-                        .fetch_add(1, Ordering::Relaxed);
-                    Invocation::Serve(ServeArgs {
-                        node_id: node,
-                        proxy: cluster.node_addr.clone(),
-                        token,
-                        idle_timeout_ms: millis(cluster.config.node_idle_timeout),
-                        billing_tick_ms: millis(cluster.config.billing_tick),
-                    })
-                }
-                _ => {
-                    cluster
-                        .counters
-                        .warmup_invocations
-                        .fetch_add(1, Ordering::Relaxed);
-                    Invocation::Warmup { node_id: node }
-                }
+            let invocation = match token {
+                Some(token) => Invocation::Serve(cluster.serve_args(
+                    node,
+                    token,
+                    cluster.config.node_idle_timeout,
+                )),
+                None => Invocation::Warmup { node_id: node },
             };
-            let started = Instant::now();
-            let result = cluster.invoker.invoke(slot.function(), &invocation).await;
-            let error = match &result {
-                Ok(summary) => {
-                    tracing::debug!(node, ?kind, served = summary.served, reason = %summary.reason,
-                        elapsed = ?started.elapsed(), "invocation returned");
-                    None
-                }
-                Err(err) if cluster.shutting_down.load(Ordering::Relaxed) => {
-                    tracing::debug!(node, error = %err, "invocation ended by shutdown");
-                    Some(err.to_string())
-                }
-                Err(err) => {
-                    cluster
-                        .counters
-                        .failed_invocations
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(node, function = slot.function(), ?kind, error = %err, "invocation failed");
-                    Some(err.to_string())
-                }
-            };
+            let error = cluster
+                .invoke(node, slot.function(), kind, &invocation)
+                .await;
             if let Some(token) = slot.invocation_ended(kind, error) {
+                // Requests are waiting. If the environment died during a
+                // backup, the backup environment is about to be free and
+                // holds the data: let the new invocation find it.
+                let _ =
+                    tokio::time::timeout(cluster.config.connect_timeout, slot.backup_finished())
+                        .await;
                 cluster.spawn_invocation(node, InvocationKind::Serve, Some(token));
             }
         });
     }
 
-    /// Checks a dialing node's token without changing anything.
-    pub fn check_token(&self, hello: &NodeHello) -> Result<(), BadToken> {
+    /// Runs the backup invocation of `node` in the background: the same
+    /// function invoked while its primary is busy, so the provider starts
+    /// (or reuses) a second environment for it.
+    fn spawn_backup_invocation(
+        self: &Arc<Self>,
+        node: NodeId,
+        token: String,
+    ) -> tokio::task::JoinHandle<()> {
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let Ok(slot) = cluster.slot(node) else { return };
+            // The relay paces the backup; give it more idle slack than a
+            // serving node gets, so a long fetch from the primary does not
+            // make it leave halfway.
+            let idle = cluster
+                .config
+                .node_idle_timeout
+                .max(backup::BACKUP_IDLE_TIMEOUT);
+            let invocation = Invocation::Backup(cluster.serve_args(node, token, idle));
+            cluster
+                .invoke(node, slot.function(), InvocationKind::Backup, &invocation)
+                .await;
+            slot.backup_invocation_ended();
+        })
+    }
+
+    /// Checks a dialing node's token without changing anything; says which
+    /// invocation it belongs to.
+    pub fn check_token(&self, hello: &NodeHello) -> Result<TokenRole, BadToken> {
         let slot = self.slot(hello.node_id).map_err(|_| BadToken {
             node: hello.node_id,
         })?;
@@ -235,20 +390,32 @@ impl Cluster {
             node: hello.node_id,
         })?;
         let attached = slot.attach(&hello.token, hello.instance_id, link)?;
-        let mut meta = self.meta();
-        meta.set_capacity(hello.node_id, hello.capacity);
+        self.meta().set_capacity(hello.node_id, hello.capacity);
         if attached.new_environment {
-            let lost = meta.node_lost_memory(hello.node_id);
-            self.counters
-                .lost_environments
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
+            Counters::add(&self.counters.lost_environments, 1);
+        }
+        if attached.failover {
+            Counters::add(&self.counters.failovers, 1);
+            tracing::info!(
                 node = hello.node_id,
-                lost_chunks = lost,
-                "node came back as a new environment"
+                chunks = hello.chunks,
+                "the backup environment took over"
             );
+        } else if attached.new_environment {
+            tracing::warn!(node = hello.node_id, "node came back as a new environment");
+        }
+        if attached.reconcile {
+            self.spawn_reconcile(hello.node_id);
         }
         Ok(())
+    }
+
+    /// A backup environment dialed in: hand its connection to the sync.
+    pub fn attach_backup(&self, hello: &NodeHello, link: NodeLink) -> Result<(), BackupRefused> {
+        let slot = self.slot(hello.node_id).map_err(|_| BadToken {
+            node: hello.node_id,
+        })?;
+        slot.attach_backup(&hello.token, hello.instance_id, link)
     }
 
     /// The node said Bye or its connection closed.
@@ -304,6 +471,22 @@ impl Cluster {
                 }
             }));
         }
+        let interval = self.config.backup_interval;
+        if !interval.is_zero() {
+            let cluster = Arc::downgrade(self);
+            tasks.push(tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticker.tick().await;
+                loop {
+                    ticker.tick().await;
+                    let Some(cluster) = cluster.upgrade() else {
+                        return;
+                    };
+                    cluster.backup_round().await;
+                }
+            }));
+        }
         let cluster = Arc::downgrade(self);
         let put_timeout = self.config.put_timeout;
         tasks.push(tokio::spawn(async move {
@@ -339,6 +522,17 @@ impl Cluster {
         }
         tracing::debug!(warmed, "warm-up round");
         warmed
+    }
+}
+
+impl Cluster {
+    /// The codec for `params`, built once.
+    pub(crate) fn codec(&self, params: CodecParams) -> Arc<ObjectCodec> {
+        self.codecs
+            .lock()
+            .entry(params)
+            .or_insert_with(|| Arc::new(ObjectCodec::new(params)))
+            .clone()
     }
 }
 

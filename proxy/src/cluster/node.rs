@@ -18,6 +18,14 @@
 //!    │                                                              │
 //!    └───────────────────── invocation ends (re-invoke if waiters) ─┘
 //! ```
+//!
+//! Beside that, while the node is `Serving`, one *backup* invocation may be
+//! in flight: because the primary environment is busy, the provider starts
+//! it on a second environment of the same function (see
+//! [`super::backup`]). It has its own token and never takes over routing;
+//! the slot only remembers which environment was synced last, so that when
+//! the primary is reclaimed and the next invocation lands on the backup,
+//! the takeover is recognised as a failover.
 
 use std::time::{Duration, Instant};
 
@@ -43,11 +51,56 @@ pub enum NodeError {
     },
 }
 
-/// What kind of invocation is in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an invocation is for (and what its cost is accounted as).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InvocationKind {
+    /// Serve chunk requests.
     Serve,
+    /// Keep the environment warm.
     Warmup,
+    /// Relay a delta sync: the backup environment's invocation, and the
+    /// primary's when it was invoked only to be backed up.
+    Backup,
+}
+
+/// Why an invocation failed, as the state machine needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// The environment died under it: worth one immediate retry, which the
+    /// provider places on another environment (the backup, if there is one).
+    pub environment_died: bool,
+}
+
+impl From<&crate::invoker::InvokeError> for Failure {
+    fn from(err: &crate::invoker::InvokeError) -> Self {
+        Failure {
+            message: err.to_string(),
+            environment_died: err.environment_died(),
+        }
+    }
+}
+
+/// Which invocation a dialing node's token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRole {
+    /// The serving invocation: the node becomes the routing target.
+    Primary,
+    /// The backup invocation: the connection is handed to the delta sync.
+    Backup,
+}
+
+/// A backup environment that dialed in.
+pub struct BackupLink {
+    pub link: NodeLink,
+    pub instance_id: u64,
+}
+
+/// A backup invocation in flight.
+struct PendingBackup {
+    token: String,
+    link: Option<oneshot::Sender<BackupLink>>,
 }
 
 enum Phase {
@@ -83,6 +136,15 @@ struct State {
     /// invocation.
     retry_after: Option<Instant>,
     last_error: String,
+    /// The backup invocation in flight, if any.
+    backup: Option<PendingBackup>,
+    /// The environment that received the last complete delta sync.
+    backup_instance: Option<u64>,
+    /// A new environment was detected and what it holds has not been
+    /// reconciled with the metadata yet.
+    unreconciled: bool,
+    /// Completed failovers to the backup environment.
+    failovers: u64,
 }
 
 /// The first pause after a failed invocation; it doubles with every further
@@ -121,9 +183,26 @@ pub struct BadToken {
 /// The node accepted a connection; what changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attached {
-    /// The environment is not the one that served last time: its memory
-    /// (and the chunks in it) is gone.
+    /// The environment is not the one that served last time: what it holds
+    /// must be reconciled with the metadata (nothing, for a fresh one).
     pub new_environment: bool,
+    /// ...and it is the environment the last delta sync went to: the backup
+    /// took over the node's identity.
+    pub failover: bool,
+    /// A reconciliation is due (a new environment now, or one that failed
+    /// earlier).
+    pub reconcile: bool,
+}
+
+/// Why a backup environment was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum BackupRefused {
+    #[error(transparent)]
+    BadToken(#[from] BadToken),
+    /// The primary returned before the backup invocation was placed, so the
+    /// provider reused the primary's own environment: nothing to sync into.
+    #[error("node {node}: the backup invocation landed on the primary environment")]
+    SameEnvironment { node: NodeId },
 }
 
 /// A node's state; see the module documentation.
@@ -131,6 +210,8 @@ pub struct NodeSlot {
     id: NodeId,
     function: String,
     state: Mutex<State>,
+    /// Signalled when a backup ends (see [`NodeSlot::backup_finished`]).
+    backup_ended: tokio::sync::Notify,
 }
 
 /// A snapshot for status displays and tests.
@@ -143,6 +224,12 @@ pub struct NodeStatus {
     pub invocations: u64,
     /// Serving invocations that failed in a row.
     pub failures: u32,
+    /// The environment holding the node's backup, if one was synced.
+    pub backup_instance: Option<u64>,
+    /// Whether a backup is being synced right now.
+    pub backing_up: bool,
+    /// Times the backup environment took over.
+    pub failovers: u64,
 }
 
 impl NodeSlot {
@@ -159,7 +246,12 @@ impl NodeSlot {
                 failures: 0,
                 retry_after: None,
                 last_error: String::new(),
+                backup: None,
+                backup_instance: None,
+                unreconciled: false,
+                failovers: 0,
             }),
+            backup_ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -227,16 +319,110 @@ impl NodeSlot {
         }
     }
 
-    /// Whether `token` is the one issued for the invocation in flight.
-    pub fn check_token(&self, token: &[u8]) -> Result<(), BadToken> {
+    /// Which invocation in flight `token` was issued for.
+    pub fn check_token(&self, token: &[u8]) -> Result<TokenRole, BadToken> {
         let state = self.state.lock();
-        Self::valid_token(&state, token)
-            .then_some(())
-            .ok_or(BadToken { node: self.id })
+        if Self::valid_token(&state, token) {
+            Ok(TokenRole::Primary)
+        } else if Self::valid_backup_token(&state, token) {
+            Ok(TokenRole::Backup)
+        } else {
+            Err(BadToken { node: self.id })
+        }
     }
 
     fn valid_token(state: &State, token: &[u8]) -> bool {
         matches!(&state.phase, Phase::Invoking { token: issued } if constant_time_eq(issued.as_bytes(), token))
+    }
+
+    fn valid_backup_token(state: &State, token: &[u8]) -> bool {
+        state.backup.as_ref().is_some_and(|pending| {
+            pending.link.is_some() && constant_time_eq(pending.token.as_bytes(), token)
+        })
+    }
+
+    /// Starts a backup: allowed only while the primary is serving (so the
+    /// provider must place the invocation on another environment) and no
+    /// other backup is in flight. Returns the backup invocation's token and
+    /// where its connection will be delivered.
+    pub fn begin_backup(&self) -> Option<(String, oneshot::Receiver<BackupLink>)> {
+        let mut state = self.state.lock();
+        let serving = matches!(&state.phase, Phase::Serving { link } if !link.is_closed());
+        if !serving || state.backup.is_some() {
+            return None;
+        }
+        let token = new_token();
+        let (tx, rx) = oneshot::channel();
+        state.backup = Some(PendingBackup {
+            token: token.clone(),
+            link: Some(tx),
+        });
+        Some((token, rx))
+    }
+
+    /// The backup environment dialed in with `token`.
+    pub fn attach_backup(
+        &self,
+        token: &[u8],
+        instance_id: u64,
+        link: NodeLink,
+    ) -> Result<(), BackupRefused> {
+        let mut state = self.state.lock();
+        if !Self::valid_backup_token(&state, token) {
+            return Err(BadToken { node: self.id }.into());
+        }
+        let primary = state.instance_id;
+        let pending = state
+            .backup
+            .as_mut()
+            .and_then(|pending| pending.link.take())
+            .ok_or(BadToken { node: self.id })?;
+        if primary == Some(instance_id) {
+            return Err(BackupRefused::SameEnvironment { node: self.id });
+        }
+        pending
+            .send(BackupLink { link, instance_id })
+            .map_err(|_| BadToken { node: self.id })?;
+        Ok(())
+    }
+
+    /// The backup is over; `synced` names the environment that now holds a
+    /// complete copy (`None` if the sync failed).
+    pub fn end_backup(&self, synced: Option<u64>) {
+        {
+            let mut state = self.state.lock();
+            state.backup = None;
+            if synced.is_some() {
+                state.backup_instance = synced;
+            }
+        }
+        self.backup_ended.notify_waiters();
+    }
+
+    /// Waits until no backup is running. A node re-invoked while its backup
+    /// environment is still busy would get a third, empty environment from
+    /// the provider instead of failing over to the backup.
+    pub async fn backup_finished(&self) {
+        loop {
+            let ended = self.backup_ended.notified();
+            if self.state.lock().backup.is_none() {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    /// The backup invocation returned. If its environment never dialed in,
+    /// the sync waiting for it learns so now (its receiver fails).
+    pub fn backup_invocation_ended(&self) {
+        if let Some(pending) = self.state.lock().backup.as_mut() {
+            pending.link = None;
+        }
+    }
+
+    /// The node's contents were reconciled with the metadata (or not).
+    pub fn set_reconciled(&self, done: bool) {
+        self.state.lock().unreconciled = !done;
     }
 
     /// A node dialed in presenting `token`.
@@ -253,6 +439,17 @@ impl NodeSlot {
         let new_environment = state
             .instance_id
             .is_some_and(|previous| previous != instance_id);
+        let failover = new_environment && state.backup_instance == Some(instance_id);
+        if failover {
+            // The old primary (if it still exists) holds a superset of the
+            // synced data, but nothing is known about it any more: the next
+            // sync lists whatever environment it reaches.
+            state.backup_instance = None;
+            state.failovers += 1;
+        }
+        if new_environment {
+            state.unreconciled = true;
+        }
         state.instance_id = Some(instance_id);
         state.phase = Phase::Serving { link: link.clone() };
         state.failures = 0;
@@ -261,7 +458,11 @@ impl NodeSlot {
         for waiter in state.waiters.drain(..) {
             let _ = waiter.send(Ok(link.clone()));
         }
-        Ok(Attached { new_environment })
+        Ok(Attached {
+            new_environment,
+            failover,
+            reconcile: state.unreconciled,
+        })
     }
 
     /// The node said Bye or its connection closed: stop routing to `link`.
@@ -279,17 +480,31 @@ impl NodeSlot {
 
     /// The invocation in flight has ended. Returns a token if waiters are
     /// queued and a new serving invocation must start for them.
-    pub fn invocation_ended(&self, kind: InvocationKind, error: Option<String>) -> Option<String> {
+    pub fn invocation_ended(&self, kind: InvocationKind, error: Option<Failure>) -> Option<String> {
         let mut state = self.state.lock();
         state.last_active = Instant::now();
         let previous = std::mem::replace(&mut state.phase, Phase::Idle);
         if let Phase::Serving { link } = &previous {
             link.close("invocation ended");
         }
-        if kind == InvocationKind::Serve && matches!(previous, Phase::Invoking { .. }) {
-            // The function returned without ever dialing in: back off before
-            // invoking it again.
-            let reason = error.unwrap_or_else(|| "the node returned without connecting".into());
+        if kind != InvocationKind::Warmup && matches!(previous, Phase::Invoking { .. }) {
+            // The function returned without ever dialing in. If its
+            // environment died, the first time in a row, try again at once
+            // for the requests waiting; otherwise back off before invoking
+            // it again.
+            if error
+                .as_ref()
+                .is_some_and(|failure| failure.environment_died)
+                && state.failures == 0
+                && !state.waiters.is_empty()
+            {
+                state.failures = 1;
+                return Some(self.begin_invocation(&mut state));
+            }
+            let reason = error.map_or_else(
+                || "the node returned without connecting".into(),
+                |failure| failure.message,
+            );
             state.failures = state.failures.saturating_add(1);
             state.retry_after = Some(Instant::now() + backoff(state.failures));
             state.last_error = reason.clone();
@@ -317,6 +532,9 @@ impl NodeSlot {
             instance_id: state.instance_id,
             invocations: state.invocations,
             failures: state.failures,
+            backup_instance: state.backup_instance,
+            backing_up: state.backup.is_some(),
+            failovers: state.failovers,
         }
     }
 }
@@ -371,7 +589,7 @@ mod tests {
             panic!("must wait");
         };
         assert_eq!(
-            slot.invocation_ended(InvocationKind::Serve, Some("boom".into())),
+            slot.invocation_ended(InvocationKind::Serve, Some(failure("boom", false))),
             None
         );
         assert!(matches!(
@@ -390,7 +608,10 @@ mod tests {
         else {
             panic!("first acquire must invoke");
         };
-        slot.invocation_ended(InvocationKind::Serve, Some("function error: boom".into()));
+        slot.invocation_ended(
+            InvocationKind::Serve,
+            Some(failure("function error: boom", false)),
+        );
         match slot.acquire() {
             Acquire::Failing(NodeError::Unavailable { reason, .. }) => {
                 assert!(reason.contains("boom"), "{reason}");
@@ -408,6 +629,34 @@ mod tests {
             ),
             "after the backoff the node is tried again"
         );
+    }
+
+    fn failure(message: &str, environment_died: bool) -> Failure {
+        Failure {
+            message: message.into(),
+            environment_died,
+        }
+    }
+
+    #[test]
+    fn a_dead_environment_is_retried_once_at_once() {
+        let slot = NodeSlot::new(0, "f-0".into());
+        let Acquire::Wait { mut link, .. } = slot.acquire() else {
+            panic!("must wait");
+        };
+        assert!(
+            slot.invocation_ended(InvocationKind::Serve, Some(failure("SIGKILL", true)))
+                .is_some(),
+            "the waiter gets a second invocation"
+        );
+        assert!(link.try_recv().is_err(), "the waiter is still waiting");
+        assert_eq!(
+            slot.invocation_ended(InvocationKind::Serve, Some(failure("SIGKILL", true))),
+            None,
+            "but not a third"
+        );
+        assert!(matches!(link.try_recv(), Ok(Err(_))));
+        assert!(matches!(slot.acquire(), Acquire::Failing(_)));
     }
 
     #[test]

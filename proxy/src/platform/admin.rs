@@ -7,6 +7,9 @@
 //! - `POST /admin/functions/{name}/reclaim` → `{"reclaimed": n}`
 //! - `POST /admin/environments/{id}/reclaim` → `{"reclaimed": 0|1}`
 //! - `GET  /admin/billing`
+//! - `GET  /admin/stats` → `{"cold_starts": n, "reclaims": {"idle": n,
+//!   "max_lifetime": n, "random": n, "admin": n}, "time_scale": f}`
+//!   (reclaims through this API count as "admin"; shutdown is no reclaim)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +25,7 @@ use super::Shared;
 use super::environment::{EnvironmentInfo, KillReason};
 use super::error::ApiError;
 use super::function::wait_reaped;
+use super::reclaim::PlatformStats;
 
 /// A function as listed by `GET /admin/functions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +57,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/functions/{name}/reclaim", post(reclaim_function))
         .route("/environments/{id}/reclaim", post(reclaim_environment))
         .route("/billing", get(billing))
+        .route("/stats", get(stats))
 }
 
 pub(crate) fn function_infos(shared: &Shared) -> Vec<FunctionInfo> {
@@ -138,4 +143,8 @@ async fn reclaim_environment(
 
 async fn billing(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.ledger.snapshot()).into_response()
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Json<PlatformStats> {
+    Json(shared.reclaimer.stats())
 }

@@ -3,7 +3,8 @@
 //! The knobs mirror what matters to InfiniCache on real AWS Lambda: how
 //! invocations are billed, whether idle execution environments are frozen
 //! (so their process memory survives but no CPU is used), when the provider
-//! reclaims idle environments, and how many environments one function may have.
+//! reclaims environments (see [`super::reclaim`]), and how many environments
+//! one function may have.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -12,9 +13,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::PlatformError;
+use super::reclaim::ReclaimPolicy;
 
 /// Platform-wide settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlatformConfig {
     /// Address of the Invoke API and of the admin API; port 0 picks an
@@ -30,10 +32,9 @@ pub struct PlatformConfig {
     /// (useful to show that freezing is what keeps background work from
     /// progressing).
     pub freeze: bool,
-    /// Kill an environment that stayed idle for longer than this, like AWS
-    /// reclaiming cold sandboxes; `None` keeps idle environments forever.
-    #[serde(with = "humantime_serde")]
-    pub idle_lifetime: Option<Duration>,
+    /// When environments are reclaimed (their memory lost): by default what
+    /// is known of AWS; see [`ReclaimPolicy`].
+    pub reclaim: ReclaimPolicy,
     /// Cap on concurrently existing environments of one function (its
     /// "reserved concurrency"); invokes beyond it get `TooManyRequestsException`.
     pub max_environments_per_function: usize,
@@ -45,7 +46,7 @@ impl Default for PlatformConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             billing_tick: Duration::from_millis(1),
             freeze: true,
-            idle_lifetime: None,
+            reclaim: ReclaimPolicy::default(),
             max_environments_per_function: 8,
         }
     }
@@ -118,9 +119,7 @@ pub(crate) fn validate(
     if config.max_environments_per_function == 0 {
         return invalid("max_environments_per_function must be at least 1".into());
     }
-    if config.idle_lifetime.is_some_and(|d| d.is_zero()) {
-        return invalid("idle_lifetime must be positive (use None to never reclaim)".into());
-    }
+    config.reclaim.validate()?;
     let mut seen = std::collections::HashSet::new();
     for f in functions {
         if !valid_function_name(&f.name) {
@@ -171,5 +170,22 @@ mod tests {
         let f = FunctionConfig::new("f", exe);
         assert!(validate(&PlatformConfig::default(), std::slice::from_ref(&f)).is_ok());
         assert!(validate(&PlatformConfig::default(), &[f.clone(), f]).is_err());
+    }
+
+    #[test]
+    fn rejects_invalid_reclaim_policy() {
+        let cfg = PlatformConfig {
+            reclaim: ReclaimPolicy {
+                time_scale: 0.0,
+                ..ReclaimPolicy::default()
+            },
+            ..PlatformConfig::default()
+        };
+        assert!(matches!(
+            validate(&cfg, &[]),
+            Err(PlatformError::Reclaim(
+                super::super::reclaim::ReclaimPolicyError::TimeScale(_)
+            ))
+        ));
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Shared;
-use super::billing::{BillingRecord, InvocationOutcome, billed_duration};
-use super::environment::Ticket;
+use super::billing::{BillingRecord, InvocationOutcome, billed_duration, millis_ceil, millis_f64};
+use super::environment::{Environment, Ticket};
 use super::function::{Acquired, Function};
 use super::ids;
 use super::invocation::{Completion, Event, Started};
@@ -68,7 +68,7 @@ pub(crate) async fn run(
                     ),
                 );
                 return Ok(finish(
-                    &shared, &function, &event, None, 0, false, dispatched, completion,
+                    &shared, &function, &event, None, None, false, dispatched, completion,
                 ));
             }
             Acquired::AtCapacity if !queue => return Err(Rejected::Throttled),
@@ -93,11 +93,19 @@ async fn wait(
     dispatched: Instant,
 ) -> Finished {
     let env_id = ticket.env.id;
+    let env = Arc::clone(&ticket.env);
     let cold = ticket.cold;
     let fin = |started: Option<Started>, completion: Completion| {
         let since = started.map_or(dispatched, |s| s.at);
         finish(
-            &shared, &function, &event, started, env_id, cold, since, completion,
+            &shared,
+            &function,
+            &event,
+            started,
+            Some(&env),
+            cold,
+            since,
+            completion,
         )
     };
 
@@ -149,14 +157,15 @@ async fn wait(
     fin(Some(started), completion)
 }
 
-/// Bills the invocation and packages the result.
+/// Bills the invocation and packages the result. `env` is the environment
+/// that served it (`None` if none could be started).
 #[allow(clippy::too_many_arguments)]
 fn finish(
     shared: &Shared,
     function: &Function,
     event: &Event,
     started: Option<Started>,
-    environment_id: u64,
+    env: Option<&Environment>,
     cold_start: bool,
     since: Instant,
     completion: Completion,
@@ -170,14 +179,18 @@ fn finish(
         },
         |s| s.wall,
     );
+    let billed = billed_duration(duration, shared.config.billing_tick);
     let record = BillingRecord {
         function: function.config.name.clone(),
-        environment_id,
+        environment_id: env.map_or(0, |e| e.id),
         request_id: event.request_id.clone(),
         start_unix_ms: ids::unix_ms(start_wall),
         duration,
-        billed_duration: billed_duration(duration, shared.config.billing_tick),
+        duration_ms: millis_f64(duration),
+        billed_duration: billed,
+        billed_duration_ms: millis_ceil(billed),
         memory_mb: function.config.memory_mb,
+        max_memory_used_mb: env.and_then(Environment::peak_memory_mb),
         cold_start,
         init_duration: started.and_then(|s| s.init_duration),
         outcome: completion.outcome,

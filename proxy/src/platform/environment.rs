@@ -6,6 +6,12 @@
 //! assigned) → `Idle` (response posted; frozen once the runtime polls
 //! `/next` again) → `Busy` → … → gone (exited, crashed, timed out, reclaimed).
 //!
+//! Reclaims (see [`super::reclaim`]) only ever take an idle environment:
+//! each time one becomes idle it draws the idle lifetime after which the
+//! reaper may take it, and one past its maximum lifetime is recycled as soon
+//! as its invocation completes. Deciding and dooming happen in one critical
+//! section, so an invocation assigned concurrently is never killed by them.
+//!
 //! Freezing happens when the runtime's `/next` poll arrives with nothing to
 //! deliver, which is when AWS freezes a sandbox too: the response has been
 //! acknowledged (202 already on the wire, so no half-written reply is frozen
@@ -17,6 +23,7 @@
 //! lock, never after it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +37,7 @@ use super::function::Function;
 use super::ids;
 use super::invocation::{Completion, Delivery, Event, Started};
 use super::process;
+use super::reclaim::{ReclaimReason, Reclaimer};
 
 /// Observable state of an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +79,11 @@ pub struct EnvironmentInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KillReason {
     Timeout,
+    /// Reclaimed on request (admin API, [`super::LocalPlatform::reclaim`]).
     Reclaimed,
     IdleExpired,
+    MaxLifetime,
+    RandomReclaim,
     InitError,
     Shutdown,
 }
@@ -83,8 +94,22 @@ impl KillReason {
             Self::Timeout => "invocation timed out",
             Self::Reclaimed => "environment reclaimed",
             Self::IdleExpired => "idle environment expired",
+            Self::MaxLifetime => "environment reached its maximum lifetime",
+            Self::RandomReclaim => "environment reclaimed at random",
             Self::InitError => "runtime init error",
             Self::Shutdown => "platform shutting down",
+        }
+    }
+
+    /// The reclaim this kill counts as, if any: failures and shutdown are
+    /// not reclaims.
+    fn reclaim(self) -> Option<ReclaimReason> {
+        match self {
+            Self::Reclaimed => Some(ReclaimReason::Admin),
+            Self::IdleExpired => Some(ReclaimReason::Idle),
+            Self::MaxLifetime => Some(ReclaimReason::MaxLifetime),
+            Self::RandomReclaim => Some(ReclaimReason::Random),
+            Self::Timeout | Self::InitError | Self::Shutdown => None,
         }
     }
 }
@@ -173,6 +198,9 @@ struct EnvState {
     exited: bool,
     invocations: u64,
     last_used: Instant,
+    /// When the idle lifetime drawn on becoming idle runs out (`None`: never,
+    /// or not idle yet).
+    idle_deadline: Option<Instant>,
 }
 
 /// One execution environment (see the module docs).
@@ -188,6 +216,14 @@ pub(crate) struct Environment {
     function_arn: String,
     timeout: Duration,
     freeze: bool,
+    reclaimer: Arc<Reclaimer>,
+    /// Past this instant the environment is recycled at its next idle moment
+    /// (its maximum lifetime, drawn at creation; `None`: never).
+    retire_at: Option<Instant>,
+    /// Last sampled peak memory of the process (MiB; 0: unknown), for the
+    /// billing record's "Max Memory Used". Sampled while the process is alive
+    /// because a reaped process no longer has it.
+    peak_memory_mb: AtomicU64,
     state: Mutex<EnvState>,
     kill: Notify,
     exited: watch::Sender<bool>,
@@ -204,6 +240,7 @@ impl Environment {
         first: Current,
     ) -> Self {
         let now = Instant::now();
+        let reclaimer = Arc::clone(&function.reclaimer);
         Self {
             id,
             pid,
@@ -215,6 +252,9 @@ impl Environment {
             function_arn: function.arn.clone(),
             timeout: function.config.timeout,
             freeze: function.freeze,
+            retire_at: reclaimer.retire_at(now),
+            reclaimer,
+            peak_memory_mb: AtomicU64::new(0),
             state: Mutex::new(EnvState {
                 init_duration: None,
                 init_reported: false,
@@ -225,6 +265,7 @@ impl Environment {
                 exited: false,
                 invocations: 0,
                 last_used: now,
+                idle_deadline: None,
             }),
             kill: Notify::new(),
             exited: watch::channel(false).0,
@@ -248,6 +289,7 @@ impl Environment {
             return Err(current);
         }
         st.current = Some(current);
+        st.idle_deadline = None;
         self.deliver_if_parked(&mut st);
         Ok(())
     }
@@ -325,9 +367,13 @@ impl Environment {
     }
 
     /// Runtime API `/invocation/{id}/response` and `/invocation/{id}/error`:
-    /// completes the current invocation; the environment becomes idle.
+    /// completes the current invocation; the environment becomes idle, or is
+    /// recycled right away if it is past its maximum lifetime (the earliest
+    /// moment AWS would, as it never recycles a busy environment).
     pub fn complete(&self, request_id: &str, completion: Completion) -> Result<(), ApiError> {
-        let current = {
+        // Before anything can kill the process, while its memory is there.
+        self.sample_peak_memory();
+        let (current, recycled) = {
             let mut st = self.state.lock();
             let matches = st
                 .current
@@ -336,12 +382,23 @@ impl Environment {
             if !matches {
                 return Err(ApiError::invalid_request_id(request_id));
             }
+            let now = Instant::now();
             st.invocations += 1;
-            st.last_used = Instant::now();
-            st.current.take()
+            st.last_used = now;
+            let current = st.current.take();
+            let recycled = self.retire_at.is_some_and(|at| now >= at)
+                && self.doom(&mut st, KillReason::MaxLifetime);
+            if !recycled {
+                st.idle_deadline = self.reclaimer.idle_deadline(now);
+            }
+            (current, recycled)
         };
         if let Some(current) = current {
             current.finish(completion);
+        }
+        if recycled {
+            tracing::debug!(env = self.id, "maximum lifetime reached: recycled");
+            self.wake_supervisor();
         }
         if let Some(function) = self.function.upgrade() {
             function.freed.notify_waiters();
@@ -363,6 +420,7 @@ impl Environment {
     /// Gives up on `request_id` (the invoker's timer fired) and kills the
     /// environment. `false` if the invocation had already completed.
     pub fn time_out(&self, request_id: &str) -> bool {
+        self.sample_peak_memory();
         let taken = {
             let mut st = self.state.lock();
             let matches = st
@@ -383,7 +441,7 @@ impl Environment {
     /// Asks the supervisor to SIGKILL the process (works on stopped ones
     /// too). `false` if already dead or being killed.
     pub fn request_kill(&self, reason: KillReason) -> bool {
-        let doomed = Self::doom(&mut self.state.lock(), reason);
+        let doomed = self.doom(&mut self.state.lock(), reason);
         if doomed {
             self.wake_supervisor();
         }
@@ -391,13 +449,17 @@ impl Environment {
     }
 
     /// Marks the environment for death under its lock, so nothing can be
-    /// assigned to it from then on.
-    fn doom(st: &mut EnvState, reason: KillReason) -> bool {
+    /// assigned to it from then on, and counts it if it is a reclaim (here,
+    /// so that each environment is counted once, for the reason that won).
+    fn doom(&self, st: &mut EnvState, reason: KillReason) -> bool {
         if st.exited || st.doomed.is_some() {
             return false;
         }
         st.doomed = Some(reason);
         st.parked = None;
+        if let Some(reclaim) = reason.reclaim() {
+            self.reclaimer.count(reclaim);
+        }
         true
     }
 
@@ -418,20 +480,45 @@ impl Environment {
         self.request_kill(KillReason::Shutdown);
     }
 
-    /// Kills it if it has been idle for longer than `lifetime`.
-    pub fn retire_if_idle(&self, lifetime: Duration) -> bool {
+    /// The reaper's check: kills the environment if it is idle and past its
+    /// maximum lifetime or its idle lifetime, or, with probability
+    /// `random_probability`, at random. `true` if it was doomed.
+    pub fn reap(&self, now: Instant, random_probability: f64) -> bool {
         // Check and doom in one critical section: an invocation assigned in
         // between must not be killed as "idle".
         let doomed = {
             let mut st = self.state.lock();
-            Self::available(&st)
-                && st.last_used.elapsed() > lifetime
-                && Self::doom(&mut st, KillReason::IdleExpired)
+            if !Self::available(&st) {
+                return false;
+            }
+            let expired = |deadline: Option<Instant>| deadline.is_some_and(|at| now >= at);
+            let reason = if expired(self.retire_at) {
+                Some(KillReason::MaxLifetime)
+            } else if expired(st.idle_deadline) {
+                Some(KillReason::IdleExpired)
+            } else if random_probability > 0.0 && rand::random::<f64>() < random_probability {
+                Some(KillReason::RandomReclaim)
+            } else {
+                None
+            };
+            reason.is_some_and(|reason| self.doom(&mut st, reason))
         };
         if doomed {
             self.wake_supervisor();
         }
         doomed
+    }
+
+    /// Records the process's current peak memory (it only grows).
+    fn sample_peak_memory(&self) {
+        if let Some(mb) = process::peak_memory_mb(self.pid) {
+            self.peak_memory_mb.fetch_max(mb, Ordering::Relaxed);
+        }
+    }
+
+    /// The environment's peak memory so far, as last sampled (MiB).
+    pub fn peak_memory_mb(&self) -> Option<u64> {
+        Some(self.peak_memory_mb.load(Ordering::Relaxed)).filter(|&mb| mb > 0)
     }
 
     /// Resolves once the supervisor has reaped the process.

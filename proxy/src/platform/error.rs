@@ -17,6 +17,9 @@ pub enum PlatformError {
     /// The configuration is inconsistent (see the message).
     #[error("invalid platform configuration: {0}")]
     InvalidConfig(String),
+    /// The reclaim policy is invalid (see the message).
+    #[error("invalid reclaim policy: {0}")]
+    Reclaim(#[from] super::reclaim::ReclaimPolicyError),
     /// A function's executable does not exist (AWS would refuse to create a
     /// function without code; failing early beats failing every invoke).
     #[error("function {function:?}: executable {} not found", path.display())]

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -12,6 +12,7 @@ use super::config::FunctionConfig;
 use super::environment::{Current, Environment, EnvironmentInfo, KillReason, Ticket};
 use super::ids;
 use super::invocation::Event;
+use super::reclaim::Reclaimer;
 use super::{process, runtime_api};
 
 /// Outcome of trying to place an invocation.
@@ -38,6 +39,8 @@ pub(crate) struct Function {
     pub config: FunctionConfig,
     pub arn: String,
     pub freeze: bool,
+    /// The platform's reclaim policy and counters.
+    pub reclaimer: Arc<Reclaimer>,
     max_environments: usize,
     /// Shared by all functions so environment ids are platform-unique.
     env_ids: Arc<AtomicU64>,
@@ -54,11 +57,13 @@ impl Function {
         freeze: bool,
         max_environments: usize,
         env_ids: Arc<AtomicU64>,
+        reclaimer: Arc<Reclaimer>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             arn: ids::function_arn(&config.name),
             config,
             freeze,
+            reclaimer,
             max_environments,
             env_ids,
             pool: Mutex::new(Pool::default()),
@@ -99,6 +104,7 @@ impl Function {
             Ok((ticket, child, listener)) => {
                 pool.live.push(Arc::clone(&ticket.env));
                 drop(pool);
+                self.reclaimer.count_cold_start();
                 let env = Arc::clone(&ticket.env);
                 let server = tokio::spawn(runtime_api::serve(listener, Arc::clone(&env)));
                 tokio::spawn(process::supervise(env, child, server));
@@ -162,11 +168,12 @@ impl Function {
         killed.len()
     }
 
-    /// Kills environments idle for longer than `lifetime`; returns how many.
-    pub fn reap_idle(&self, lifetime: Duration) -> usize {
+    /// One reaper pass over the environments (see [`Environment::reap`]);
+    /// returns how many were reclaimed.
+    pub fn reap(&self, now: Instant, random_probability: f64) -> usize {
         self.live()
             .iter()
-            .filter(|env| env.retire_if_idle(lifetime))
+            .filter(|env| env.reap(now, random_probability))
             .count()
     }
 

@@ -14,7 +14,8 @@
 //! Layout: [`config`] (settings), [`invoke_api`] / [`runtime_api`] /
 //! [`admin`] (HTTP surfaces), [`dispatch`] (one invocation end to end),
 //! [`function`] (environment pool), [`environment`] (per-environment state
-//! machine), [`process`] (child processes), [`billing`].
+//! machine), [`process`] (child processes), [`reclaim`] (when environments
+//! are reclaimed), [`billing`].
 
 mod admin;
 mod billing;
@@ -28,13 +29,14 @@ mod ids;
 mod invocation;
 mod invoke_api;
 mod process;
+mod reclaim;
 mod runtime_api;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::time::Instant;
 
 use axum::Router;
 use axum::response::IntoResponse;
@@ -46,9 +48,14 @@ pub use billing::{BillingRecord, InvocationOutcome};
 pub use config::{FunctionConfig, PlatformConfig};
 pub use environment::{EnvironmentInfo, EnvironmentState};
 pub use error::PlatformError;
+pub use reclaim::{
+    LifetimeRange, ParseLifetimeError, PlatformStats, ReclaimCounts, ReclaimPolicy,
+    ReclaimPolicyError,
+};
 
 use environment::KillReason;
 use function::Function;
+use reclaim::Reclaimer;
 
 /// State shared by the HTTP handlers and invocation tasks.
 #[derive(Debug)]
@@ -56,6 +63,8 @@ pub(crate) struct Shared {
     pub config: PlatformConfig,
     pub functions: HashMap<String, Arc<Function>>,
     pub ledger: billing::Ledger,
+    /// The reclaim policy in force, and the counters of `GET /admin/stats`.
+    pub reclaimer: Arc<Reclaimer>,
     /// Flips to `true` on shutdown; queued asynchronous invocations give up.
     pub shutdown: watch::Sender<bool>,
 }
@@ -78,6 +87,7 @@ impl LocalPlatform {
     ) -> Result<LocalPlatform, PlatformError> {
         config::validate(&config, &functions)?;
         let env_ids = Arc::new(AtomicU64::new(1));
+        let reclaimer = Arc::new(Reclaimer::new(config.reclaim.clone()));
         let functions = functions
             .into_iter()
             .map(|f| {
@@ -86,6 +96,7 @@ impl LocalPlatform {
                     config.freeze,
                     config.max_environments_per_function,
                     Arc::clone(&env_ids),
+                    Arc::clone(&reclaimer),
                 );
                 (function.config.name.clone(), function)
             })
@@ -106,6 +117,7 @@ impl LocalPlatform {
             config,
             functions,
             ledger: billing::Ledger::default(),
+            reclaimer,
             shutdown: watch::channel(false).0,
         });
 
@@ -119,8 +131,8 @@ impl LocalPlatform {
                 tracing::error!(%err, "Lambda platform listener failed");
             }
         })];
-        if let Some(lifetime) = shared.config.idle_lifetime {
-            tasks.push(tokio::spawn(reap_idle(Arc::clone(&shared), lifetime)));
+        if let Some(period) = shared.config.reclaim.reaper_period() {
+            tasks.push(tokio::spawn(reap(Arc::clone(&shared), period)));
         }
         tracing::info!(%addr, "local Lambda platform listening");
         Ok(LocalPlatform {
@@ -147,7 +159,7 @@ impl LocalPlatform {
 
     /// Kills all environments of `function` (their memory is lost) and waits
     /// until they are reaped; returns how many were killed (0 for an
-    /// unknown function).
+    /// unknown function). Counted as "admin" reclaims in [`Self::stats`].
     pub async fn reclaim(&self, function: &str) -> usize {
         match self.shared.functions.get(function) {
             Some(f) => f.reclaim_all(KillReason::Reclaimed).await,
@@ -167,6 +179,11 @@ impl LocalPlatform {
     /// All functions with their environments.
     pub fn functions(&self) -> Vec<FunctionInfo> {
         admin::function_infos(&self.shared)
+    }
+
+    /// Cold starts and reclaims so far (also `GET /admin/stats`).
+    pub fn stats(&self) -> PlatformStats {
+        self.shared.reclaimer.stats()
     }
 
     /// Stops the listeners and kills every environment, waiting until all
@@ -197,17 +214,23 @@ impl Drop for LocalPlatform {
     }
 }
 
-/// Periodically kills environments idle for longer than `lifetime`.
-async fn reap_idle(shared: Arc<Shared>, lifetime: Duration) {
-    let period = (lifetime / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+/// Applies the reclaim policy every `period`: idle environments past their
+/// idle or maximum lifetime are killed, and each idle environment is
+/// reclaimed at random with the probability of a Poisson event in the time
+/// since the previous pass (measured, since a loaded machine delays ticks).
+async fn reap(shared: Arc<Shared>, period: std::time::Duration) {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Instant::now();
     loop {
         ticker.tick().await;
+        let now = Instant::now();
+        let random = shared.config.reclaim.random_probability(now - last);
+        last = now;
         for function in shared.functions.values() {
-            let n = function.reap_idle(lifetime);
+            let n = function.reap(now, random);
             if n > 0 {
-                tracing::debug!(function = %function.config.name, n, "reclaimed idle environments");
+                tracing::debug!(function = %function.config.name, n, "reclaimed environments");
             }
         }
     }

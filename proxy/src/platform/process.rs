@@ -91,6 +91,23 @@ pub(crate) fn signal(pid: u32, sig: Signal) -> bool {
     }
 }
 
+/// Peak resident memory of a live process in MiB (rounded up): `VmHWM` from
+/// `/proc/<pid>/status`, the closest thing to AWS's "Max Memory Used". `None`
+/// where procfs is unavailable or the process is gone (a zombie has no
+/// memory lines either).
+pub(crate) fn peak_memory_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_hwm_kb(&status).map(|kb| kb.div_ceil(1024))
+}
+
+/// The `VmHWM:   12345 kB` line of a `/proc/<pid>/status` file, in kB.
+fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let mut parts = line.split_whitespace();
+    let value = parts.next()?.parse().ok()?;
+    (parts.next() == Some("kB")).then_some(value)
+}
+
 /// AWS-style description of how a runtime process ended.
 fn describe(status: &std::io::Result<ExitStatus>) -> String {
     match status {
@@ -134,5 +151,16 @@ mod tests {
         let name = log_stream_name(7);
         assert_eq!(name.as_bytes()[4], b'/');
         assert!(name.contains("/[$LATEST]00000007"));
+    }
+
+    #[test]
+    fn reads_peak_memory() {
+        let status = "Name:\tx\nVmPeak:\t  20000 kB\nVmHWM:\t    3073 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(parse_vm_hwm_kb(status), Some(3073));
+        assert_eq!(parse_vm_hwm_kb("Name:\tzombie\nState:\tZ\n"), None);
+        assert_eq!(parse_vm_hwm_kb("VmHWM:\tlots kB\n"), None);
+        // This test process has touched some memory.
+        assert!(peak_memory_mb(std::process::id()).is_some_and(|mb| mb > 0));
+        assert_eq!(peak_memory_mb(u32::MAX), None);
     }
 }

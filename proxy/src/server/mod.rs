@@ -6,6 +6,7 @@
 //! * with the local platform, the embedded Lambda platform runs alongside
 //!   and the invoker points at it.
 
+pub mod admin;
 pub mod client_conn;
 pub mod commands;
 mod handshake;
@@ -46,6 +47,7 @@ pub enum StartError {
 pub struct Proxy {
     client_addr: SocketAddr,
     node_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     cluster: Arc<Cluster>,
     platform: Option<LocalPlatform>,
     tasks: Vec<JoinHandle<()>>,
@@ -59,6 +61,10 @@ impl Proxy {
         let params = config.default_params()?;
         let (client_listener, client_addr) = bind(config.client_listen).await?;
         let (node_listener, node_addr) = bind(config.node_listen).await?;
+        let admin_listener = match config.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let advertised = config
             .advertise_addr
             .clone()
@@ -93,9 +99,19 @@ impl Proxy {
             cluster.clone(),
             node_conn::serve,
         ));
+        let admin_addr = admin_listener.map(|(listener, addr)| {
+            let app = admin::routes(cluster.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, app).await {
+                    tracing::error!(%err, "admin listener failed");
+                }
+            }));
+            addr
+        });
         Ok(Proxy {
             client_addr,
             node_addr,
+            admin_addr,
             cluster,
             platform,
             tasks,
@@ -110,6 +126,11 @@ impl Proxy {
     /// Where nodes dial in.
     pub fn node_addr(&self) -> SocketAddr {
         self.node_addr
+    }
+
+    /// The admin/status API, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The embedded local platform, if this proxy runs one.
@@ -181,7 +202,7 @@ async fn start_local_platform(config: &Config) -> Result<LocalPlatform, StartErr
         listen: config.local.listen,
         billing_tick: config.billing_tick,
         freeze: config.local.freeze,
-        idle_lifetime: config.local.idle_lifetime,
+        reclaim: config.local.reclaim.clone(),
         max_environments_per_function: config.local.max_environments_per_function,
     };
     let functions = (0..config.pool_size)

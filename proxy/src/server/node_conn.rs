@@ -9,13 +9,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use infinicache::protocol::{ErrorCode, ErrorReply, Hello, Mux, NodeReply, NodeRequest};
+use infinicache::protocol::{ErrorCode, ErrorReply, Hello, Mux, NodeHello, NodeReply, NodeRequest};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::handshake::{self, Greeted};
 use crate::cluster::Cluster;
-use crate::cluster::node::NodeLink;
+use crate::cluster::node::{NodeLink, TokenRole};
 
 /// Handles one connection on the node listener.
 pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
@@ -38,22 +38,29 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    if let Err(err) = cluster.check_token(&hello) {
-        tracing::warn!(%peer, node = hello.node_id, "{err}");
-        handshake::refuse(
-            &mut writer,
-            peer,
-            ErrorReply::new(ErrorCode::Unauthorized, err.to_string()),
-        )
-        .await;
-        return;
-    }
+    let role = match cluster.check_token(&hello) {
+        Ok(role) => role,
+        Err(err) => {
+            tracing::warn!(%peer, node = hello.node_id, "{err}");
+            handshake::refuse(
+                &mut writer,
+                peer,
+                ErrorReply::new(ErrorCode::Unauthorized, err.to_string()),
+            )
+            .await;
+            return;
+        }
+    };
     // Welcome before the link exists: the node must not see a request first.
     if handshake::welcome(&cluster, &mut writer).await.is_err() {
         return;
     }
     let (bye_tx, mut bye_rx) = mpsc::unbounded_channel();
     let link: NodeLink = Mux::start(reader, writer, Some(bye_tx));
+    if role == TokenRole::Backup {
+        serve_backup(cluster, hello, link, bye_rx, peer);
+        return;
+    }
     if let Err(err) = cluster.attach(&hello, link.clone()) {
         // The invocation ended between the check and now.
         tracing::warn!(%peer, node = hello.node_id, "{err}");
@@ -72,5 +79,31 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
             }
         }
         cluster.detach(hello.node_id, &link);
+    });
+}
+
+/// A backup environment dialed in: its connection goes to the delta sync
+/// waiting for it, never into routing. Its `Bye` (the relay went quiet for
+/// too long) is acknowledged at once, which ends the sync.
+fn serve_backup(
+    cluster: Arc<Cluster>,
+    hello: NodeHello,
+    link: NodeLink,
+    mut bye_rx: mpsc::UnboundedReceiver<NodeReply>,
+    peer: SocketAddr,
+) {
+    if let Err(err) = cluster.attach_backup(&hello, link.clone()) {
+        tracing::warn!(%peer, node = hello.node_id, "backup refused: {err}");
+        link.close("refused");
+        return;
+    }
+    tracing::debug!(%peer, node = hello.node_id, instance = hello.instance_id, chunks = hello.chunks, "backup connected");
+    tokio::spawn(async move {
+        while let Some(message) = bye_rx.recv().await {
+            if matches!(message, NodeReply::Bye) {
+                let _ = link.notify(&NodeRequest::ByeAck, 0).await;
+                link.close("backup left");
+            }
+        }
     });
 }

@@ -4,6 +4,10 @@
 //! the moment it arrives, so the client can decode from the first `k` and a
 //! slow or frozen node holds nobody up. The client cancels the rest once it
 //! has enough; cancelling drops the outstanding node requests.
+//!
+//! A chunk found lost (its node's memory is gone, or the node says it does
+//! not hold it) makes the GET request a repair of the object, which rebuilds
+//! the missing chunks in the background (see `cluster::repair`).
 
 use std::sync::Arc;
 
@@ -27,6 +31,9 @@ pub async fn apply(cluster: Arc<Cluster>, key: Key, replies: Replies) {
         return;
     }
 
+    if object.lost() > 0 {
+        cluster.request_repair(key.clone(), object.version);
+    }
     let mut fetches = FuturesUnordered::new();
     for (index, node) in object.placement.iter().enumerate() {
         let index = index as u8;
@@ -62,11 +69,15 @@ pub async fn apply(cluster: Arc<Cluster>, key: Key, replies: Replies) {
                 ErrorCode::Internal,
                 format!("node {node} returned the wrong chunk"),
             ),
-            Ok(NodeReply::Missing) => failed(
-                index,
-                ErrorCode::Unavailable,
-                format!("node {node} no longer holds the chunk"),
-            ),
+            Ok(NodeReply::Missing) => {
+                cluster.chunk_missing(&key, object.version, index, node);
+                cluster.request_repair(key.clone(), object.version);
+                failed(
+                    index,
+                    ErrorCode::Unavailable,
+                    format!("node {node} no longer holds the chunk"),
+                )
+            }
             Ok(NodeReply::Error(err)) => ClientReply::ChunkFailed { index, error: err },
             Ok(other) => failed(
                 index,

@@ -1,0 +1,13 @@
+//! # infinicache-experiments
+//!
+//! Reproducible experiments for InfiniCache: availability while the platform
+//! reclaims function instances, elasticity under changing load, latency and
+//! throughput benchmarks against Redis, and cost reports.
+//!
+//! Each experiment writes its raw results (CSV/JSON) and the charts that
+//! summarise them, so a run can be checked by eye and regenerated from the
+//! data. Charts are produced by [`chart`], a small dependency-free SVG writer:
+//! a plotting crate would pull in font rendering and image codecs for what
+//! amounts to a few lines and rectangles.
+
+pub mod chart;

@@ -1,0 +1,302 @@
+//! Delta-sync backup: a second environment of each node holding a copy of
+//! its chunks, ready to take over when the provider reclaims the primary.
+//!
+//! How a backup comes to exist is the trick InfiniCache borrows from
+//! Lambda's scaling: invoking a function whose only environment is busy
+//! makes the provider start (or reuse) *another* environment of it. So:
+//!
+//! 1. the proxy makes sure the primary is serving (invoking it if idle) and
+//!    keeps it busy with pings for as long as the sync runs;
+//! 2. it invokes the same function again with a `backup` payload and a
+//!    token of its own; that invocation lands on a second environment, which
+//!    dials the proxy like any node (functions accept no connections, so the
+//!    proxy is the relay between the two);
+//! 3. the proxy lists what the backup holds and computes the delta against
+//!    what the primary holds: chunks the backup lacks are fetched from the
+//!    primary and stored on the backup, chunks it holds that the primary no
+//!    longer has are dropped. A chunk the backup already holds never travels
+//!    again;
+//! 4. it closes the backup's connection; the backup returns and is frozen
+//!    with its copy, while the primary (invoked last) stays the environment
+//!    the provider routes the next invocation to.
+//!
+//! When the primary is reclaimed, the next invocation finds only the backup
+//! environment: it dials in, the proxy sees the environment it last synced
+//! and counts a failover, and reconciliation (see [`super::reconcile`]) keeps
+//! every chunk the backup holds. Requests in flight when the primary died are
+//! retried by [`Cluster::call`] on that new invocation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use infinicache::protocol::{ChunkId, NodeReply, NodeRequest};
+use serde::Serialize;
+use thiserror::Error;
+
+use super::metadata::NodeId;
+use super::node::{BackupLink, InvocationKind, NodeError, NodeLink};
+use super::{Cluster, Counters};
+
+/// Idle time after which a backup environment gives up on the relay.
+pub const BACKUP_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Chunks relayed at once per backup.
+const RELAY_CONCURRENCY: usize = 4;
+
+/// Nodes backed up at once in a round.
+const ROUND_CONCURRENCY: usize = 4;
+
+/// One node's completed delta sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeBackup {
+    pub node: NodeId,
+    /// The backup environment.
+    pub instance_id: u64,
+    /// Chunks the backup already held (not sent again).
+    pub unchanged: u64,
+    /// Chunks copied from the primary, and their bytes.
+    pub sent: u64,
+    pub bytes_sent: u64,
+    /// Chunks dropped from the backup (deleted or overwritten on the primary).
+    pub dropped: u64,
+}
+
+/// Why a node's backup failed.
+#[derive(Debug, Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("node {node}: {reason}")]
+    Failed { node: NodeId, reason: String },
+}
+
+/// The outcome of a backup round.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BackupRound {
+    pub synced: Vec<NodeBackup>,
+    /// Nodes skipped because they hold nothing.
+    pub skipped: usize,
+    /// Nodes whose sync failed, with why.
+    pub failed: Vec<(NodeId, String)>,
+}
+
+impl Cluster {
+    /// Backs up every node that holds chunks, a few at a time.
+    pub async fn backup_round(self: &Arc<Self>) -> BackupRound {
+        let mut round = BackupRound::default();
+        let busy: Vec<NodeId> = (0..self.nodes.len() as NodeId)
+            .filter(|&node| {
+                let holds = self.meta().node_used(node) > 0;
+                if !holds {
+                    round.skipped += 1;
+                }
+                holds
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(busy)
+            .map(|node| async move { (node, self.backup_node(node).await) })
+            .buffer_unordered(ROUND_CONCURRENCY)
+            .collect()
+            .await;
+        for (node, result) in results {
+            match result {
+                Ok(done) => round.synced.push(done),
+                Err(err) => {
+                    tracing::warn!(node, error = %err, "backup failed");
+                    round.failed.push((node, err.to_string()));
+                }
+            }
+        }
+        round.synced.sort_by_key(|done| done.node);
+        tracing::debug!(
+            synced = round.synced.len(),
+            failed = round.failed.len(),
+            "backup round"
+        );
+        round
+    }
+
+    /// Delta-syncs `node` to its backup environment (see the module docs).
+    pub async fn backup_node(self: &Arc<Self>, node: NodeId) -> Result<NodeBackup, BackupError> {
+        let slot = self.slot(node)?;
+        let primary = self.link_for(node, InvocationKind::Backup).await?;
+        // Proves the primary is there and resets its idle clock before the
+        // backup invocation is placed.
+        expect_pong(node, primary.call(&NodeRequest::Ping).await)?;
+        let Some((token, backup)) = slot.begin_backup() else {
+            return Err(BackupError::Failed {
+                node,
+                reason: "the primary is not serving or a backup is already running".into(),
+            });
+        };
+        let keep_alive = tokio::spawn(keep_busy(primary.clone(), self.config.node_idle_timeout));
+        let invocation = self.spawn_backup_invocation(node, token);
+
+        let result = async {
+            let backup = match tokio::time::timeout(self.config.connect_timeout, backup).await {
+                Ok(Ok(backup)) => backup,
+                Ok(Err(_)) => {
+                    return Err(BackupError::Failed {
+                        node,
+                        reason: "the backup invocation ended without dialing in".into(),
+                    });
+                }
+                Err(_) => {
+                    return Err(BackupError::Failed {
+                        node,
+                        reason: "the backup environment did not dial in".into(),
+                    });
+                }
+            };
+            let outcome = self.sync(node, &primary, &backup).await;
+            // Closing the connection lets the backup return (and be frozen
+            // with its copy).
+            backup.link.close("backup done");
+            outcome
+        }
+        .await;
+        // Hold the primary until the backup has returned: the environment
+        // that returns last is where the provider sends the next invocation,
+        // and the next round must find the backup idle to reach it again.
+        if tokio::time::timeout(self.config.connect_timeout, invocation)
+            .await
+            .is_err()
+        {
+            tracing::warn!(node, "the backup invocation did not return");
+        }
+        keep_alive.abort();
+        slot.end_backup(result.as_ref().ok().map(|done| done.instance_id));
+        match &result {
+            Ok(done) => {
+                Counters::add(&self.counters.backups, 1);
+                Counters::add(&self.counters.backup_chunks_sent, done.sent);
+                Counters::add(&self.counters.backup_bytes_sent, done.bytes_sent);
+                Counters::add(&self.counters.backup_chunks_dropped, done.dropped);
+            }
+            Err(_) => Counters::add(&self.counters.backups_failed, 1),
+        }
+        result
+    }
+
+    /// Sends the delta between what the primary holds (per the metadata)
+    /// and what the backup holds (per its own inventory).
+    async fn sync(
+        self: &Arc<Self>,
+        node: NodeId,
+        primary: &NodeLink,
+        backup: &BackupLink,
+    ) -> Result<NodeBackup, BackupError> {
+        let failed = |reason: String| BackupError::Failed { node, reason };
+        let timeout = self.config.node_request_timeout;
+        let held: HashSet<ChunkId> =
+            match tokio::time::timeout(timeout, backup.link.call(&NodeRequest::List)).await {
+                Ok(Ok(NodeReply::Inventory(held))) => held.into_iter().collect(),
+                Ok(Ok(other)) => {
+                    return Err(failed(format!("backup answered List with {other:?}")));
+                }
+                Ok(Err(err)) => return Err(failed(format!("backup: {err}"))),
+                Err(_) => return Err(failed("backup did not list its chunks".into())),
+            };
+        let wanted: HashSet<ChunkId> = self.meta().chunks_on(node).into_iter().collect();
+        let mut done = NodeBackup {
+            node,
+            instance_id: backup.instance_id,
+            unchanged: held.intersection(&wanted).count() as u64,
+            ..NodeBackup::default()
+        };
+
+        let stale: Vec<ChunkId> = held.difference(&wanted).cloned().collect();
+        let drops = stream::iter(stale)
+            .map(|id| async move {
+                let request = NodeRequest::Drop {
+                    key: id.key,
+                    version: id.version,
+                    index: id.index,
+                };
+                tokio::time::timeout(timeout, backup.link.call(&request)).await
+            })
+            .buffer_unordered(RELAY_CONCURRENCY * 4)
+            .collect::<Vec<_>>()
+            .await;
+        for reply in drops {
+            match reply {
+                Ok(Ok(NodeReply::Dropped { .. })) => done.dropped += 1,
+                other => return Err(failed(format!("dropping from the backup: {other:?}"))),
+            }
+        }
+
+        let missing: Vec<ChunkId> = wanted.difference(&held).cloned().collect();
+        let copies = stream::iter(missing)
+            .map(|id| async move { self.relay(node, primary, backup, id).await })
+            .buffer_unordered(RELAY_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for copy in copies {
+            if let Some(bytes) = copy? {
+                done.sent += 1;
+                done.bytes_sent += bytes;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Copies one chunk from the primary to the backup; `None` if the
+    /// primary no longer holds it (deleted meanwhile, or lost).
+    async fn relay(
+        self: &Arc<Self>,
+        node: NodeId,
+        primary: &NodeLink,
+        backup: &BackupLink,
+        id: ChunkId,
+    ) -> Result<Option<u64>, BackupError> {
+        let failed = |reason: String| BackupError::Failed { node, reason };
+        let timeout = self.config.node_request_timeout;
+        let fetch = NodeRequest::Fetch {
+            key: id.key.clone(),
+            version: id.version,
+            index: id.index,
+        };
+        let chunk = match tokio::time::timeout(timeout, primary.call(&fetch)).await {
+            Ok(Ok(NodeReply::Chunk(chunk))) => chunk,
+            Ok(Ok(NodeReply::Missing)) => {
+                self.chunk_missing(&id.key, id.version, id.index, node);
+                return Ok(None);
+            }
+            other => return Err(failed(format!("fetching from the primary: {other:?}"))),
+        };
+        let bytes = chunk.body.len() as u64;
+        let store = NodeRequest::Store { key: id.key, chunk };
+        match tokio::time::timeout(timeout, backup.link.call(&store)).await {
+            Ok(Ok(NodeReply::Stored { .. })) => Ok(Some(bytes)),
+            other => Err(failed(format!("storing on the backup: {other:?}"))),
+        }
+    }
+}
+
+fn expect_pong(
+    node: NodeId,
+    reply: Result<NodeReply, infinicache::protocol::MuxError>,
+) -> Result<(), BackupError> {
+    match reply {
+        Ok(NodeReply::Pong { .. }) => Ok(()),
+        other => Err(BackupError::Failed {
+            node,
+            reason: format!("the primary did not answer a ping: {other:?}"),
+        }),
+    }
+}
+
+/// Pings the primary often enough that it never reaches its idle timeout:
+/// if it returned, the provider could place the next invocation on the
+/// backup environment while the sync still runs.
+async fn keep_busy(primary: NodeLink, idle_timeout: Duration) {
+    let period = (idle_timeout / 3).max(Duration::from_millis(5));
+    loop {
+        tokio::time::sleep(period).await;
+        if primary.call(&NodeRequest::Ping).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! What a new environment of a node holds.
+//!
+//! When a node dials in from an environment the proxy has not seen serve it
+//! before, the provider either started a fresh one (its memory is empty) or
+//! routed the invocation to the node's backup environment, which holds the
+//! data of the last delta sync (a failover). Rather than guessing, the proxy
+//! asks for the node's inventory and brings the metadata in line with it:
+//! chunks the environment does not hold are marked lost (and repaired when
+//! read), chunks it holds that nothing refers to any more are dropped.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use infinicache::protocol::{NodeReply, NodeRequest};
+
+use super::metadata::NodeId;
+use super::{Cluster, Counters};
+
+impl Cluster {
+    pub(crate) fn spawn_reconcile(self: &Arc<Self>, node: NodeId) {
+        let cluster = self.clone();
+        tokio::spawn(async move { cluster.reconcile(node).await });
+    }
+
+    /// Lists what `node` holds and reconciles the metadata with it. On
+    /// failure the node stays marked for reconciliation, retried the next
+    /// time it dials in.
+    pub async fn reconcile(self: &Arc<Self>, node: NodeId) {
+        let Ok(slot) = self.slot(node) else { return };
+        // Objects committed from here on may have been stored after the
+        // node answered: the inventory cannot speak for them.
+        let upto = self.meta().commit_seq();
+        let held = match self.call(node, &NodeRequest::List).await {
+            Ok(NodeReply::Inventory(held)) => held,
+            Ok(other) => {
+                tracing::warn!(node, reply = ?other, "unexpected answer to List");
+                slot.set_reconciled(false);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(node, error = %err, "cannot list a new environment's chunks");
+                slot.set_reconciled(false);
+                return;
+            }
+        };
+        let held: HashSet<_> = held.into_iter().collect();
+        let result = self.meta().reconcile_node(node, &held, upto);
+        slot.set_reconciled(true);
+        Counters::add(&self.counters.chunks_lost, result.lost as u64);
+        tracing::info!(
+            node,
+            kept = result.kept,
+            lost = result.lost,
+            garbage = result.garbage.len(),
+            damaged_objects = result.damaged.len(),
+            "reconciled a new environment"
+        );
+        self.drop_chunks(result.garbage);
+    }
+}

@@ -1,0 +1,171 @@
+//! Repair: rebuild an object's lost chunks from the survivors and write
+//! them back, so losses do not accumulate until the object is gone.
+//!
+//! A GET that finds a chunk lost (its node's memory is gone, or the node
+//! answers that it does not hold it) requests a repair of that object. The
+//! repair reads the surviving chunks, rebuilds the missing ones with the
+//! object's codec, and stores each on a node that holds no other chunk of
+//! the object. Only a definite loss counts: a node that is slow or
+//! unreachable may still hold its chunk, so the repair then waits for the
+//! next GET. With fewer than `k` chunks left the object cannot be decoded
+//! any more; it is forgotten (its survivors dropped) and counted as lost.
+
+use std::sync::Arc;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use infinicache::codec::Chunk;
+use infinicache::protocol::{Key, NodeReply, NodeRequest};
+use thiserror::Error;
+
+use super::metadata::{ChunkLoc, NodeId};
+use super::{Cluster, Counters};
+
+/// Why a repair did not complete.
+#[derive(Debug, Error)]
+pub enum RepairError {
+    #[error("only {left} of the {needed} chunks needed are left: the object is lost")]
+    Lost { left: usize, needed: usize },
+    #[error("{available} chunks answered, {needed} needed; retrying on a later read")]
+    Incomplete { available: usize, needed: usize },
+    #[error("cannot rebuild: {0}")]
+    Codec(String),
+}
+
+impl Cluster {
+    /// `node` answered that it does not hold a chunk it was given: record the
+    /// loss (once).
+    pub fn chunk_missing(&self, key: &Key, version: u64, index: u8, node: NodeId) {
+        if self.meta().chunk_missing(key, version, index, node) {
+            Counters::add(&self.counters.chunks_lost, 1);
+        }
+    }
+
+    /// Repairs `key` at `version` in the background, unless a repair of it
+    /// is already running.
+    pub fn request_repair(self: &Arc<Self>, key: Key, version: u64) {
+        if !self.repairing.lock().insert(key.clone()) {
+            return;
+        }
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            match cluster.repair(&key, version).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(%key, version, chunks = n, "repaired"),
+                Err(err) => tracing::warn!(%key, version, error = %err, "repair failed"),
+            }
+            cluster.repairing.lock().remove(&key);
+        });
+    }
+
+    /// Rebuilds and stores the lost chunks of `key` at `version`; returns
+    /// how many were written back.
+    pub async fn repair(self: &Arc<Self>, key: &Key, version: u64) -> Result<usize, RepairError> {
+        let Some(object) = self.meta().peek(key) else {
+            return Ok(0);
+        };
+        if object.version != version {
+            return Ok(0);
+        }
+        let (k, r) = (object.params.data_shards(), object.params.parity_shards());
+
+        let mut fetches = FuturesUnordered::new();
+        for (index, node) in object.placement.iter().enumerate() {
+            let Some(node) = *node else { continue };
+            let request = NodeRequest::Fetch {
+                key: key.clone(),
+                version,
+                index: index as u8,
+            };
+            let cluster = self.clone();
+            fetches.push(async move { (index as u8, node, cluster.call(node, &request).await) });
+        }
+        let mut survivors: Vec<Chunk> = Vec::with_capacity(k + r);
+        let mut lost: Vec<u8> = object
+            .placement
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| node.is_none())
+            .map(|(index, _)| index as u8)
+            .collect();
+        while let Some((index, node, reply)) = fetches.next().await {
+            match reply {
+                Ok(NodeReply::Chunk(chunk))
+                    if chunk.header.version == version
+                        && chunk.header.index == index
+                        && chunk.verify().is_ok() =>
+                {
+                    survivors.push(chunk);
+                }
+                Ok(NodeReply::Missing) => {
+                    self.chunk_missing(key, version, index, node);
+                    lost.push(index);
+                }
+                // Unreachable, slow or odd: maybe not lost. Not rebuilt now.
+                other => {
+                    tracing::debug!(%key, index, node, reply = ?other.map(|_| ()), "repair could not read a chunk");
+                }
+            }
+        }
+
+        if survivors.len() < k {
+            if lost.len() > r {
+                if let Some(garbage) = self.meta().remove_lost(key, version) {
+                    Counters::add(&self.counters.objects_lost, 1);
+                    self.drop_chunks(garbage);
+                }
+                return Err(RepairError::Lost {
+                    left: k + r - lost.len(),
+                    needed: k,
+                });
+            }
+            return Err(RepairError::Incomplete {
+                available: survivors.len(),
+                needed: k,
+            });
+        }
+        if lost.is_empty() {
+            return Ok(0);
+        }
+        lost.sort_unstable();
+        let codec = self.codec(object.params);
+        let missing = lost.clone();
+        let rebuilt = tokio::task::spawn_blocking(move || codec.reconstruct(&survivors, &missing))
+            .await
+            .map_err(|err| RepairError::Codec(err.to_string()))?
+            .map_err(|err| RepairError::Codec(err.to_string()))?;
+
+        let mut repaired = 0;
+        for chunk in rebuilt {
+            let Some((node, cost)) = self.meta().place_repair(key, version) else {
+                tracing::debug!(%key, "no node has room for a rebuilt chunk");
+                break;
+            };
+            let loc = ChunkLoc {
+                node,
+                key: key.clone(),
+                version,
+                index: chunk.header.index,
+            };
+            let request = NodeRequest::Store {
+                key: key.clone(),
+                chunk,
+            };
+            match self.call(node, &request).await {
+                Ok(NodeReply::Stored { .. }) => {
+                    if self.meta().repaired(&loc, cost) {
+                        repaired += 1;
+                    } else {
+                        // Overwritten or deleted meanwhile.
+                        self.drop_chunks(vec![loc]);
+                    }
+                }
+                other => {
+                    tracing::debug!(%key, node, reply = ?other.map(|_| ()), "could not store a rebuilt chunk");
+                    self.meta().unreserve(node, cost);
+                }
+            }
+        }
+        Counters::add(&self.counters.chunks_repaired, repaired as u64);
+        Ok(repaired)
+    }
+}
