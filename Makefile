@@ -5,7 +5,7 @@ VENV := .venv
 MINISTACK_VERSION := 1.5.33
 MINISTACK := $(VENV)/bin/ministack
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench availability
 
 ## Run the cache: proxy + local Lambda platform + cache nodes (release build).
 ## Extra proxy flags: make run ARGS="--pool-size 24"
@@ -39,3 +39,10 @@ bench:
 	$(CARGO) build --release --workspace --bins --lib
 	$(CARGO) bench -p infinicache --bench codec
 	$(CARGO) bench -p infinicache-tests --bench e2e
+
+## The availability experiment: hours of simulated reclaims, with and without
+## backup; writes a table, CSV and SVG to target/experiments/availability.
+## Options: make availability ARGS="--hours 8 --random-reclaims-per-hour 1"
+availability:
+	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-experiments
+	./target/release/availability $(ARGS)

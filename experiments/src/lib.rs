@@ -10,4 +10,5 @@
 //! a plotting crate would pull in font rendering and image codecs for what
 //! amounts to a few lines and rectangles.
 
+pub mod availability;
 pub mod chart;

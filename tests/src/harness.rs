@@ -51,11 +51,14 @@ impl TestCache {
                 "127.0.0.1:0",
             ])
             .args(["--warmup-interval", "0s", "--backup-interval", "0s"])
-            .args(args)
-            .env(
+            .args(args);
+        if !env.iter().any(|(name, _)| *name == "INFINICACHE_LOG") {
+            command.env(
                 "INFINICACHE_LOG",
                 std::env::var("INFINICACHE_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            );
+        }
+        command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

@@ -83,6 +83,20 @@ pub struct BackupRound {
 }
 
 impl Cluster {
+    /// Backs `node` up in the background, if backups are on (a failed or
+    /// refused attempt is logged; the periodic round tries again).
+    pub(crate) fn spawn_backup(self: &Arc<Self>, node: NodeId) {
+        if self.config.backup_interval.is_zero() {
+            return;
+        }
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = cluster.backup_node(node).await {
+                tracing::debug!(node, error = %err, "backup after a takeover failed");
+            }
+        });
+    }
+
     /// Backs up every node that holds chunks, a few at a time.
     pub async fn backup_round(self: &Arc<Self>) -> BackupRound {
         let mut round = BackupRound::default();

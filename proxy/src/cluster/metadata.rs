@@ -861,4 +861,95 @@ mod tests {
         let garbage = meta.remove(&key("a")).expect("existed");
         assert_eq!(garbage.len(), 3, "lost chunks are not dropped again");
     }
+
+    fn id(name: &str, version: u64, index: u8) -> ChunkId {
+        ChunkId {
+            key: key(name),
+            version,
+            index,
+        }
+    }
+
+    #[test]
+    fn reconciling_keeps_what_the_node_holds_and_drops_the_rest() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let (va, _) = put(&mut meta, "a", 2, 2, 100);
+        let (vb, _) = put(&mut meta, "b", 2, 2, 100);
+        let node = meta.get(&key("a")).expect("a").placement[0].expect("placed");
+        let on_node = meta.chunks_on(node);
+        assert_eq!(on_node.len(), 2, "4 chunks per object on 4 nodes: one each");
+        let a_index = on_node.iter().find(|c| c.key == key("a")).expect("a").index;
+
+        // The node holds a's chunk, not b's, plus a stale leftover.
+        let held: HashSet<ChunkId> = [id("a", va, a_index), id("old", 1, 0)].into();
+        let result = meta.reconcile_node(node, &held, meta.commit_seq());
+        assert_eq!((result.kept, result.lost), (1, 1));
+        assert_eq!(result.damaged, vec![(key("b"), vb)]);
+        assert_eq!(result.garbage.len(), 1);
+        assert_eq!(result.garbage[0].key, key("old"));
+        assert_eq!(meta.get(&key("b")).expect("b").lost(), 1);
+        assert_eq!(meta.get(&key("a")).expect("a").lost(), 0);
+        let cost = meta.get(&key("a")).expect("a").chunk_cost;
+        assert_eq!(meta.node_used(node), cost, "usage is what remains");
+    }
+
+    #[test]
+    fn reconciling_spares_objects_committed_after_the_listing() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let upto = meta.commit_seq();
+        put(&mut meta, "late", 2, 2, 100);
+        let node = meta.get(&key("late")).expect("late").placement[1].expect("placed");
+        let result = meta.reconcile_node(node, &HashSet::new(), upto);
+        assert_eq!(result.lost, 0, "the inventory predates the commit");
+        assert_eq!(meta.get(&key("late")).expect("late").lost(), 0);
+    }
+
+    #[test]
+    fn repair_places_rebuilt_chunks_off_the_object() {
+        let mut meta = Metadata::new(5, 1 << 30);
+        let (v, _) = put(&mut meta, "a", 2, 2, 100);
+        let object = meta.get(&key("a")).expect("a");
+        let lost_node = object.placement[3].expect("placed");
+        assert!(meta.chunk_missing(&key("a"), v, 3, lost_node));
+        assert!(
+            !meta.chunk_missing(&key("a"), v, 3, lost_node),
+            "counted once"
+        );
+        let (node, cost) = meta.place_repair(&key("a"), v).expect("room");
+        let holders: Vec<NodeId> = meta
+            .get(&key("a"))
+            .expect("a")
+            .placement
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        assert!(
+            !holders.contains(&node),
+            "never two chunks of one object on a node"
+        );
+        let loc = ChunkLoc {
+            node,
+            key: key("a"),
+            version: v,
+            index: 3,
+        };
+        assert!(meta.repaired(&loc, cost));
+        assert_eq!(meta.get(&key("a")).expect("a").lost(), 0);
+        assert_eq!(meta.node_used(node), cost);
+
+        // A repair that lands after an overwrite is refused and unreserved.
+        let (v2, _) = put(&mut meta, "a", 2, 2, 100);
+        let stale = ChunkLoc { version: v, ..loc };
+        let before = meta.node_used(node);
+        assert!(!meta.repaired(&stale, cost));
+        assert_eq!(meta.node_used(node), before.saturating_sub(cost));
+        assert!(meta.place_repair(&key("a"), v).is_none(), "old version");
+        assert!(
+            meta.remove_lost(&key("a"), v).is_none(),
+            "not the current version"
+        );
+        assert_eq!(meta.remove_lost(&key("a"), v2).map(|g| g.len()), Some(4));
+        assert!(!meta.contains(&key("a")));
+    }
 }

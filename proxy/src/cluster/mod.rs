@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use infinicache::protocol::{
-    Invocation, Key, MuxError, NodeHello, NodeReply, NodeRequest, ServeArgs,
+    Invocation, InvocationSummary, Key, MuxError, NodeHello, NodeReply, NodeRequest, ServeArgs,
 };
 use infinicache::{CodecParams, ObjectCodec};
 use parking_lot::{Mutex, MutexGuard};
@@ -270,7 +270,7 @@ impl Cluster {
         function: &str,
         kind: InvocationKind,
         invocation: &Invocation,
-    ) -> Option<Failure> {
+    ) -> Result<InvocationSummary, Failure> {
         let counter = match kind {
             InvocationKind::Serve => &self.counters.serve_invocations,
             InvocationKind::Warmup => &self.counters.warmup_invocations,
@@ -291,20 +291,20 @@ impl Cluster {
                 self.config.node_memory_mb,
             );
         }
-        match &invoked.result {
+        match invoked.result {
             Ok(summary) => {
                 tracing::debug!(node, ?kind, served = summary.served, reason = %summary.reason,
                     elapsed = ?started.elapsed(), "invocation returned");
-                None
+                Ok(summary)
             }
             Err(err) if self.shutting_down.load(Ordering::Relaxed) => {
                 tracing::debug!(node, error = %err, "invocation ended by shutdown");
-                Some(Failure::from(err))
+                Err(Failure::from(&err))
             }
             Err(err) => {
                 Counters::add(&self.counters.failed_invocations, 1);
                 tracing::warn!(node, function, ?kind, error = %err, "invocation failed");
-                Some(Failure::from(err))
+                Err(Failure::from(&err))
             }
         }
     }
@@ -329,10 +329,23 @@ impl Cluster {
                 )),
                 None => Invocation::Warmup { node_id: node },
             };
-            let error = cluster
+            let result = cluster
                 .invoke(node, slot.function(), kind, &invocation)
                 .await;
-            if let Some(token) = slot.invocation_ended(kind, error) {
+            if kind == InvocationKind::Warmup
+                && let Ok(summary) = &result
+                && slot
+                    .status()
+                    .instance_id
+                    .is_some_and(|known| known != summary.instance_id)
+            {
+                // The warm-up reached another environment than the one
+                // serving last: the primary was reclaimed. Fail over (or
+                // learn the loss) now rather than at the next request, and
+                // give the node a backup again.
+                cluster.spawn_backup(node);
+            }
+            if let Some(token) = slot.invocation_ended(kind, result.err()) {
                 // Requests are waiting. If the environment died during a
                 // backup, the backup environment is about to be free and
                 // holds the data: let the new invocation find it.
@@ -363,7 +376,9 @@ impl Cluster {
                 .node_idle_timeout
                 .max(backup::BACKUP_IDLE_TIMEOUT);
             let invocation = Invocation::Backup(cluster.serve_args(node, token, idle));
-            cluster
+            // Failures are logged and counted by `invoke`; the sync waiting
+            // for this environment learns of them below.
+            let _ = cluster
                 .invoke(node, slot.function(), InvocationKind::Backup, &invocation)
                 .await;
             slot.backup_invocation_ended();
@@ -405,7 +420,7 @@ impl Cluster {
             tracing::warn!(node = hello.node_id, "node came back as a new environment");
         }
         if attached.reconcile {
-            self.spawn_reconcile(hello.node_id);
+            self.spawn_reconcile(hello.node_id, attached.failover);
         }
         Ok(())
     }

@@ -17,16 +17,26 @@ use super::metadata::NodeId;
 use super::{Cluster, Counters};
 
 impl Cluster {
-    pub(crate) fn spawn_reconcile(self: &Arc<Self>, node: NodeId) {
+    /// Reconciles `node` in the background. After a failover the node has no
+    /// backup any more (its backup *is* the primary now, and it is as old as
+    /// the one just reclaimed): a new backup is made right away instead of at
+    /// the next round.
+    pub(crate) fn spawn_reconcile(self: &Arc<Self>, node: NodeId, failover: bool) {
         let cluster = self.clone();
-        tokio::spawn(async move { cluster.reconcile(node).await });
+        tokio::spawn(async move {
+            if cluster.reconcile(node).await && failover {
+                cluster.spawn_backup(node);
+            }
+        });
     }
 
     /// Lists what `node` holds and reconciles the metadata with it. On
     /// failure the node stays marked for reconciliation, retried the next
-    /// time it dials in.
-    pub async fn reconcile(self: &Arc<Self>, node: NodeId) {
-        let Ok(slot) = self.slot(node) else { return };
+    /// time it dials in. Returns whether it succeeded.
+    pub async fn reconcile(self: &Arc<Self>, node: NodeId) -> bool {
+        let Ok(slot) = self.slot(node) else {
+            return false;
+        };
         // Objects committed from here on may have been stored after the
         // node answered: the inventory cannot speak for them.
         let upto = self.meta().commit_seq();
@@ -35,12 +45,12 @@ impl Cluster {
             Ok(other) => {
                 tracing::warn!(node, reply = ?other, "unexpected answer to List");
                 slot.set_reconciled(false);
-                return;
+                return false;
             }
             Err(err) => {
                 tracing::warn!(node, error = %err, "cannot list a new environment's chunks");
                 slot.set_reconciled(false);
-                return;
+                return false;
             }
         };
         let held: HashSet<_> = held.into_iter().collect();
@@ -56,5 +66,6 @@ impl Cluster {
             "reconciled a new environment"
         );
         self.drop_chunks(result.garbage);
+        true
     }
 }
