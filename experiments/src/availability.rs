@@ -13,9 +13,10 @@
 //! same factor, so the sequence of events is the one an hour would see.
 //!
 //! A read that returns the exact bytes is a hit; one that finds the object
-//! gone (too few chunks left, or already forgotten) is a miss, after which
-//! the object is written again, as a cache-aside application would. Wrong
-//! bytes are counted separately and must never happen. The hourly
+//! gone (too few chunks readable, or already forgotten) is a miss; one that
+//! fails otherwise (a timeout, say) is an error. After a miss or an error the
+//! object is written again, as a cache-aside application would. Wrong bytes
+//! are counted separately and must never happen. The hourly
 //! availability is hits / reads in that simulated hour, which is how the
 //! InfiniCache paper reports it (95.4% with backup, 81.4% without).
 

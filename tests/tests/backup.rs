@@ -273,3 +273,40 @@ async fn periodic_backups_run_and_hand_over() {
     assert_eq!(client.get("periodic").await.expect("get"), Some(data));
     cache.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_backup_request_does_not_wedge_the_node() {
+    use tokio::io::AsyncWriteExt;
+
+    let cache = TestCache::small(&[]).await;
+    let client = cache.client(4, 2).await;
+    client.put("kept", random_bytes(10_000)).await.expect("put");
+
+    // Ask for a backup round and hang up at once: the handler is dropped
+    // mid-sync, the syncs must finish (or fail) on their own.
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(cache.admin_addr)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"POST /backup HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .expect("send");
+        drop(stream);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eventually("no node is left backing up", || async {
+        let status = cache.status().await;
+        status["nodes"]
+            .as_array()
+            .is_some_and(|nodes| nodes.iter().all(|node| node["backing_up"] == false))
+    })
+    .await;
+    let report = cache.backup_now().await;
+    assert_eq!(synced(&report).len(), NODES, "{report}");
+    assert_eq!(
+        client.get("kept").await.expect("get").map(|b| b.len()),
+        Some(10_000)
+    );
+    cache.stop().await;
+}

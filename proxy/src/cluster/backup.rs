@@ -16,9 +16,14 @@
 //!    primary and stored on the backup, chunks it holds that the primary no
 //!    longer has are dropped. A chunk the backup already holds never travels
 //!    again;
-//! 4. it closes the backup's connection; the backup returns and is frozen
-//!    with its copy, while the primary (invoked last) stays the environment
-//!    the provider routes the next invocation to.
+//! 4. it closes the backup's connection and waits for the backup to return
+//!    before it stops pinging the primary: the primary returns last, so it
+//!    stays the environment the provider routes the next invocation to, and
+//!    the backup is frozen with its copy.
+//!
+//! A chunk the backup holds that the primary has lost (an environment died
+//! and the metadata marked it lost) is copied back the other way: the backup
+//! may hold the only copy.
 //!
 //! When the primary is reclaimed, the next invocation finds only the backup
 //! environment: it dials in, the proxy sees the environment it last synced
@@ -35,7 +40,7 @@ use infinicache::protocol::{ChunkId, NodeReply, NodeRequest};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::metadata::NodeId;
+use super::metadata::{ChunkLoc, NodeId};
 use super::node::{BackupLink, InvocationKind, NodeError, NodeLink};
 use super::{Cluster, Counters};
 
@@ -61,6 +66,8 @@ pub struct NodeBackup {
     pub bytes_sent: u64,
     /// Chunks dropped from the backup (deleted or overwritten on the primary).
     pub dropped: u64,
+    /// Chunks the primary had lost, copied back from the backup.
+    pub restored: u64,
 }
 
 /// Why a node's backup failed.
@@ -133,8 +140,32 @@ impl Cluster {
     }
 
     /// Delta-syncs `node` to its backup environment (see the module docs).
+    ///
+    /// The work runs in a task of its own: a caller that gives up (an admin
+    /// request whose client went away) must not leave the sync half-done,
+    /// with the node's slot marked as backing up and its primary pinged on.
     pub async fn backup_node(self: &Arc<Self>, node: NodeId) -> Result<NodeBackup, BackupError> {
+        let cluster = self.clone();
+        tokio::spawn(async move { cluster.run_backup(node).await })
+            .await
+            .unwrap_or_else(|err| {
+                Err(BackupError::Failed {
+                    node,
+                    reason: format!("the backup task failed: {err}"),
+                })
+            })
+    }
+
+    async fn run_backup(self: &Arc<Self>, node: NodeId) -> Result<NodeBackup, BackupError> {
         let slot = self.slot(node)?;
+        // What the primary holds must be known before it is copied: retry a
+        // reconciliation that failed when the environment came up.
+        if slot.needs_reconcile() && !self.reconcile(node).await {
+            return Err(BackupError::Failed {
+                node,
+                reason: "the primary's chunks could not be listed".into(),
+            });
+        }
         let primary = self.link_for(node, InvocationKind::Backup).await?;
         // Proves the primary is there and resets its idle clock before the
         // backup invocation is placed.
@@ -150,7 +181,13 @@ impl Cluster {
 
         let result = async {
             let backup = match tokio::time::timeout(self.config.connect_timeout, backup).await {
-                Ok(Ok(backup)) => backup,
+                Ok(Ok(Ok(backup))) => backup,
+                Ok(Ok(Err(refused))) => {
+                    return Err(BackupError::Failed {
+                        node,
+                        reason: refused.to_string(),
+                    });
+                }
                 Ok(Err(_)) => {
                     return Err(BackupError::Failed {
                         node,
@@ -181,13 +218,18 @@ impl Cluster {
             tracing::warn!(node, "the backup invocation did not return");
         }
         keep_alive.abort();
-        slot.end_backup(result.as_ref().ok().map(|done| done.instance_id));
+        if let Some(token) = slot.end_backup(result.as_ref().ok().map(|done| done.instance_id)) {
+            // Requests queued while the primary was gone: the backup
+            // environment is free now, and the invocation will find it.
+            self.spawn_invocation(node, InvocationKind::Serve, Some(token));
+        }
         match &result {
             Ok(done) => {
                 Counters::add(&self.counters.backups, 1);
                 Counters::add(&self.counters.backup_chunks_sent, done.sent);
                 Counters::add(&self.counters.backup_bytes_sent, done.bytes_sent);
                 Counters::add(&self.counters.backup_chunks_dropped, done.dropped);
+                Counters::add(&self.counters.chunks_restored, done.restored);
             }
             Err(_) => Counters::add(&self.counters.backups_failed, 1),
         }
@@ -221,7 +263,26 @@ impl Cluster {
             ..NodeBackup::default()
         };
 
-        let stale: Vec<ChunkId> = held.difference(&wanted).cloned().collect();
+        // What the backup holds beyond the primary is either a chunk the
+        // primary lost (the backup may hold the only copy: bring it back) or
+        // stale (deleted or overwritten since: drop it).
+        let (lost, stale): (Vec<ChunkId>, Vec<ChunkId>) = {
+            let meta = self.meta();
+            held.difference(&wanted)
+                .cloned()
+                .partition(|id| meta.is_lost(id))
+        };
+        let restores = stream::iter(lost)
+            .map(|id| async move { self.restore(node, primary, backup, id).await })
+            .buffer_unordered(RELAY_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for restored in restores {
+            if restored? {
+                done.restored += 1;
+            }
+        }
+
         let drops = stream::iter(stale)
             .map(|id| async move {
                 let request = NodeRequest::Drop {
@@ -254,6 +315,47 @@ impl Cluster {
             }
         }
         Ok(done)
+    }
+
+    /// Copies a chunk the primary lost back from the backup; `false` if it
+    /// was not needed any more by the time it arrived.
+    async fn restore(
+        self: &Arc<Self>,
+        node: NodeId,
+        primary: &NodeLink,
+        backup: &BackupLink,
+        id: ChunkId,
+    ) -> Result<bool, BackupError> {
+        let failed = |reason: String| BackupError::Failed { node, reason };
+        let timeout = self.config.node_request_timeout;
+        let fetch = NodeRequest::Fetch {
+            key: id.key.clone(),
+            version: id.version,
+            index: id.index,
+        };
+        let chunk = match tokio::time::timeout(timeout, backup.link.call(&fetch)).await {
+            Ok(Ok(NodeReply::Chunk(chunk))) if chunk.verify().is_ok() => chunk,
+            Ok(Ok(NodeReply::Missing)) => return Ok(false),
+            other => return Err(failed(format!("fetching from the backup: {other:?}"))),
+        };
+        let loc = ChunkLoc {
+            node,
+            key: id.key.clone(),
+            version: id.version,
+            index: id.index,
+        };
+        let store = NodeRequest::Store { key: id.key, chunk };
+        match tokio::time::timeout(timeout, primary.call(&store)).await {
+            Ok(Ok(NodeReply::Stored { .. })) => {}
+            other => return Err(failed(format!("restoring to the primary: {other:?}"))),
+        }
+        if self.meta().restore(&loc) {
+            Ok(true)
+        } else {
+            // Repaired elsewhere or overwritten meanwhile.
+            self.drop_chunks(vec![loc]);
+            Ok(false)
+        }
     }
 
     /// Copies one chunk from the primary to the backup; `None` if the

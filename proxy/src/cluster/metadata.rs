@@ -54,7 +54,7 @@ pub struct Reconciled {
 }
 
 /// Where one chunk lives (or lived), for fetching or dropping it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ChunkLoc {
     pub node: NodeId,
     pub key: Key,
@@ -135,6 +135,21 @@ pub struct Metadata {
     next_version: u64,
     rotation: usize,
     commits: u64,
+    /// Rebuilt chunks being stored (see [`Metadata::place_repair`]) and the
+    /// room reserved for each.
+    repairs: HashMap<ChunkLoc, u64>,
+}
+
+/// Versions start from the clock (milliseconds since the Unix epoch, times
+/// 2^16) rather than from 1: environments outlive a proxy restart, and a
+/// chunk a node kept from before must never be taken for a chunk of a new
+/// version with the same number. 65 536 versions per millisecond of uptime
+/// keep them increasing across restarts.
+fn first_version() -> u64 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    u64::try_from(millis << 16).unwrap_or(u64::MAX / 2).max(1)
 }
 
 impl Metadata {
@@ -144,9 +159,10 @@ impl Metadata {
             objects: LruCache::unbounded(),
             pending: HashMap::new(),
             nodes: vec![NodeUsage { used: 0, capacity }; pool_size],
-            next_version: 1,
+            next_version: first_version(),
             rotation: 0,
             commits: 0,
+            repairs: HashMap::new(),
         }
     }
 
@@ -523,7 +539,13 @@ impl Metadata {
                 object.version == id.version
                     && object.placement.get(usize::from(id.index)) == Some(&Some(node))
             });
-            if !referenced && !pending.contains(&(&id.key, id.version)) {
+            let repairing = self.repairs.contains_key(&ChunkLoc {
+                node,
+                key: id.key.clone(),
+                version: id.version,
+                index: id.index,
+            });
+            if !referenced && !repairing && !pending.contains(&(&id.key, id.version)) {
                 result.garbage.push(ChunkLoc {
                     node,
                     key: id.key.clone(),
@@ -556,8 +578,14 @@ impl Metadata {
             .values()
             .map(|put| put.chunk_cost * put.placement.iter().filter(|&&n| n == node).count() as u64)
             .sum();
+        let repairing: u64 = self
+            .repairs
+            .iter()
+            .filter(|(loc, _)| loc.node == node)
+            .map(|(_, cost)| cost)
+            .sum();
         if let Some(usage) = self.nodes.get_mut(node as usize) {
-            usage.used = committed + reserved;
+            usage.used = committed + reserved + repairing;
         }
     }
 
@@ -589,16 +617,23 @@ impl Metadata {
         self.objects.peek(key).cloned()
     }
 
-    /// Picks and reserves a node for a rebuilt chunk of `key` at `version`:
-    /// the emptiest one with room that holds no other chunk of the object.
-    /// Returns the node and the bytes reserved there.
-    pub fn place_repair(&mut self, key: &Key, version: u64) -> Option<(NodeId, u64)> {
+    /// Picks and reserves a node for rebuilt chunk `index` of `key` at
+    /// `version`: the emptiest one with room that holds no other chunk of
+    /// the object. Returns where it goes; the reservation lasts until
+    /// [`Metadata::repaired`] or [`Metadata::unreserve`].
+    pub fn place_repair(&mut self, key: &Key, version: u64, index: u8) -> Option<ChunkLoc> {
         let object = self.objects.peek(key)?;
         if object.version != version {
             return None;
         }
         let cost = object.chunk_cost;
-        let taken: HashSet<NodeId> = object.placement.iter().flatten().copied().collect();
+        let mut taken: HashSet<NodeId> = object.placement.iter().flatten().copied().collect();
+        taken.extend(
+            self.repairs
+                .keys()
+                .filter(|loc| loc.key == *key && loc.version == version)
+                .map(|loc| loc.node),
+        );
         let (node, usage) = self
             .nodes
             .iter_mut()
@@ -609,28 +644,73 @@ impl Metadata {
             })
             .max_by_key(|(i, usage)| (usage.capacity - usage.used, std::cmp::Reverse(*i)))?;
         usage.used += cost;
-        Some((node as NodeId, cost))
+        let loc = ChunkLoc {
+            node: node as NodeId,
+            key: key.clone(),
+            version,
+            index,
+        };
+        self.repairs.insert(loc.clone(), cost);
+        Some(loc)
     }
 
-    /// A rebuilt chunk was stored on `node` (reserved by
-    /// [`Metadata::place_repair`]). Returns `false` if the object changed
-    /// meanwhile: the reservation is released and the chunk must be dropped.
-    pub fn repaired(&mut self, chunk: &ChunkLoc, cost: u64) -> bool {
-        if let Some(object) = self.objects.peek_mut(&chunk.key)
-            && object.version == chunk.version
-            && let Some(slot) = object.placement.get_mut(usize::from(chunk.index))
+    /// The rebuilt chunk `loc` (placed by [`Metadata::place_repair`]) is
+    /// stored. Returns `false` if the object changed meanwhile: the
+    /// reservation is released and the chunk must be dropped.
+    pub fn repaired(&mut self, loc: &ChunkLoc) -> bool {
+        let Some(cost) = self.repairs.remove(loc) else {
+            return false;
+        };
+        if let Some(object) = self.objects.peek_mut(&loc.key)
+            && object.version == loc.version
+            && let Some(slot) = object.placement.get_mut(usize::from(loc.index))
             && slot.is_none()
         {
-            *slot = Some(chunk.node);
+            *slot = Some(loc.node);
             return true;
         }
-        self.unreserve(chunk.node, cost);
+        self.release_room(loc.node, cost);
         false
     }
 
-    /// Releases a reservation made by [`Metadata::place_repair`] whose
-    /// chunk could not be stored.
-    pub fn unreserve(&mut self, node: NodeId, cost: u64) {
+    /// Releases the reservation of a rebuilt chunk that could not be stored.
+    pub fn unreserve(&mut self, loc: &ChunkLoc) {
+        if let Some(cost) = self.repairs.remove(loc) {
+            self.release_room(loc.node, cost);
+        }
+    }
+
+    /// A chunk the metadata had lost turned up again (on a node's backup)
+    /// and was copied back to `loc.node`: record it there. Returns `false`
+    /// if the object changed or the chunk is no longer missing.
+    pub fn restore(&mut self, loc: &ChunkLoc) -> bool {
+        let Some(object) = self.objects.peek_mut(&loc.key) else {
+            return false;
+        };
+        if object.version != loc.version || object.placement.contains(&Some(loc.node)) {
+            return false;
+        }
+        let cost = object.chunk_cost;
+        match object.placement.get_mut(usize::from(loc.index)) {
+            Some(slot) if slot.is_none() => *slot = Some(loc.node),
+            _ => return false,
+        }
+        if let Some(usage) = self.nodes.get_mut(loc.node as usize) {
+            usage.used += cost;
+        }
+        true
+    }
+
+    /// Whether `id` is a chunk the metadata knows is lost (its object is
+    /// current at that version and nobody holds that index).
+    pub fn is_lost(&self, id: &ChunkId) -> bool {
+        self.objects.peek(&id.key).is_some_and(|object| {
+            object.version == id.version
+                && object.placement.get(usize::from(id.index)) == Some(&None)
+        })
+    }
+
+    fn release_room(&mut self, node: NodeId, cost: u64) {
         if let Some(usage) = self.nodes.get_mut(node as usize) {
             usage.used = usage.used.saturating_sub(cost);
         }
@@ -908,14 +988,15 @@ mod tests {
     fn repair_places_rebuilt_chunks_off_the_object() {
         let mut meta = Metadata::new(5, 1 << 30);
         let (v, _) = put(&mut meta, "a", 2, 2, 100);
-        let object = meta.get(&key("a")).expect("a");
-        let lost_node = object.placement[3].expect("placed");
+        let cost = meta.get(&key("a")).expect("a").chunk_cost;
+        let lost_node = meta.get(&key("a")).expect("a").placement[3].expect("placed");
         assert!(meta.chunk_missing(&key("a"), v, 3, lost_node));
         assert!(
             !meta.chunk_missing(&key("a"), v, 3, lost_node),
             "counted once"
         );
-        let (node, cost) = meta.place_repair(&key("a"), v).expect("room");
+        assert!(meta.is_lost(&id("a", v, 3)));
+        let loc = meta.place_repair(&key("a"), v, 3).expect("room");
         let holders: Vec<NodeId> = meta
             .get(&key("a"))
             .expect("a")
@@ -925,31 +1006,52 @@ mod tests {
             .copied()
             .collect();
         assert!(
-            !holders.contains(&node),
+            !holders.contains(&loc.node),
             "never two chunks of one object on a node"
         );
-        let loc = ChunkLoc {
-            node,
-            key: key("a"),
-            version: v,
-            index: 3,
-        };
-        assert!(meta.repaired(&loc, cost));
+        // A reconciliation while the chunk is in flight neither drops it
+        // nor forgets its reservation.
+        let held: HashSet<ChunkId> = [id("a", v, 3)].into();
+        let result = meta.reconcile_node(loc.node, &held, meta.commit_seq());
+        assert!(result.garbage.is_empty(), "{result:?}");
+        assert_eq!(meta.node_used(loc.node), cost);
+        assert!(meta.repaired(&loc));
         assert_eq!(meta.get(&key("a")).expect("a").lost(), 0);
-        assert_eq!(meta.node_used(node), cost);
+        assert_eq!(meta.node_used(loc.node), cost);
 
         // A repair that lands after an overwrite is refused and unreserved.
+        let gone = meta.get(&key("a")).expect("a").placement[0].expect("placed");
+        assert!(meta.chunk_missing(&key("a"), v, 0, gone));
+        let late = meta.place_repair(&key("a"), v, 0).expect("room");
         let (v2, _) = put(&mut meta, "a", 2, 2, 100);
-        let stale = ChunkLoc { version: v, ..loc };
-        let before = meta.node_used(node);
-        assert!(!meta.repaired(&stale, cost));
-        assert_eq!(meta.node_used(node), before.saturating_sub(cost));
-        assert!(meta.place_repair(&key("a"), v).is_none(), "old version");
+        let before = meta.node_used(late.node);
+        assert!(!meta.repaired(&late));
+        assert_eq!(meta.node_used(late.node), before - cost);
+        assert!(meta.place_repair(&key("a"), v, 0).is_none(), "old version");
         assert!(
             meta.remove_lost(&key("a"), v).is_none(),
             "not the current version"
         );
         assert_eq!(meta.remove_lost(&key("a"), v2).map(|g| g.len()), Some(4));
         assert!(!meta.contains(&key("a")));
+    }
+
+    #[test]
+    fn a_chunk_found_on_a_backup_is_restored_once() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let (v, _) = put(&mut meta, "a", 2, 2, 100);
+        let node = meta.get(&key("a")).expect("a").placement[2].expect("placed");
+        let used = meta.node_used(node);
+        meta.node_lost_memory(node);
+        let loc = ChunkLoc {
+            node,
+            key: key("a"),
+            version: v,
+            index: 2,
+        };
+        assert!(meta.restore(&loc));
+        assert!(!meta.restore(&loc), "only while missing");
+        assert_eq!(meta.node_used(node), used);
+        assert_eq!(meta.get(&key("a")).expect("a").lost(), 0);
     }
 }

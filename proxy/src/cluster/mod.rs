@@ -61,6 +61,8 @@ pub struct Counters {
     pub backup_chunks_dropped: AtomicU64,
     /// Chunks rebuilt from survivors and written back.
     pub chunks_repaired: AtomicU64,
+    /// Chunks a primary had lost, copied back from its backup.
+    pub chunks_restored: AtomicU64,
     /// Objects with fewer than `k` chunks left: gone.
     pub objects_lost: AtomicU64,
 }
@@ -81,6 +83,7 @@ pub struct CounterValues {
     pub backup_bytes_sent: u64,
     pub backup_chunks_dropped: u64,
     pub chunks_repaired: u64,
+    pub chunks_restored: u64,
     pub objects_lost: u64,
 }
 
@@ -101,6 +104,7 @@ impl Counters {
             backup_bytes_sent: get(&self.backup_bytes_sent),
             backup_chunks_dropped: get(&self.backup_chunks_dropped),
             chunks_repaired: get(&self.chunks_repaired),
+            chunks_restored: get(&self.chunks_restored),
             objects_lost: get(&self.objects_lost),
         }
     }
@@ -122,8 +126,10 @@ pub struct Cluster {
     pub counters: Counters,
     /// What the invocations cost, by purpose.
     pub ledger: Ledger,
-    /// Objects being repaired right now (one repair per object at a time).
+    /// Objects being repaired or waiting to be (one repair per object).
     repairing: Mutex<HashSet<Key>>,
+    /// Bounds the repairs running at once.
+    repair_permits: Arc<tokio::sync::Semaphore>,
     /// One codec per parameter set seen, for repairs.
     codecs: Mutex<HashMap<CodecParams, Arc<ObjectCodec>>>,
     /// Set once shutdown begins: invocations failing from then on are
@@ -151,6 +157,7 @@ impl Cluster {
             counters: Counters::default(),
             ledger: Ledger::default(),
             repairing: Mutex::new(HashSet::new()),
+            repair_permits: Arc::new(tokio::sync::Semaphore::new(repair::MAX_CONCURRENT_REPAIRS)),
             codecs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             config,
@@ -346,12 +353,6 @@ impl Cluster {
                 cluster.spawn_backup(node);
             }
             if let Some(token) = slot.invocation_ended(kind, result.err()) {
-                // Requests are waiting. If the environment died during a
-                // backup, the backup environment is about to be free and
-                // holds the data: let the new invocation find it.
-                let _ =
-                    tokio::time::timeout(cluster.config.connect_timeout, slot.backup_finished())
-                        .await;
                 cluster.spawn_invocation(node, InvocationKind::Serve, Some(token));
             }
         });
@@ -375,13 +376,13 @@ impl Cluster {
                 .config
                 .node_idle_timeout
                 .max(backup::BACKUP_IDLE_TIMEOUT);
-            let invocation = Invocation::Backup(cluster.serve_args(node, token, idle));
+            let invocation = Invocation::Backup(cluster.serve_args(node, token.clone(), idle));
             // Failures are logged and counted by `invoke`; the sync waiting
             // for this environment learns of them below.
             let _ = cluster
                 .invoke(node, slot.function(), InvocationKind::Backup, &invocation)
                 .await;
-            slot.backup_invocation_ended();
+            slot.backup_invocation_ended(&token);
         })
     }
 
@@ -404,7 +405,7 @@ impl Cluster {
         let slot = self.slot(hello.node_id).map_err(|_| BadToken {
             node: hello.node_id,
         })?;
-        let attached = slot.attach(&hello.token, hello.instance_id, link)?;
+        let attached = slot.attach(&hello.token, hello.instance_id, hello.chunks, link)?;
         self.meta().set_capacity(hello.node_id, hello.capacity);
         if attached.new_environment {
             Counters::add(&self.counters.lost_environments, 1);

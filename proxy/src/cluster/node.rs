@@ -100,7 +100,7 @@ pub struct BackupLink {
 /// A backup invocation in flight.
 struct PendingBackup {
     token: String,
-    link: Option<oneshot::Sender<BackupLink>>,
+    link: Option<oneshot::Sender<Result<BackupLink, BackupRefused>>>,
 }
 
 enum Phase {
@@ -210,8 +210,6 @@ pub struct NodeSlot {
     id: NodeId,
     function: String,
     state: Mutex<State>,
-    /// Signalled when a backup ends (see [`NodeSlot::backup_finished`]).
-    backup_ended: tokio::sync::Notify,
 }
 
 /// A snapshot for status displays and tests.
@@ -251,7 +249,6 @@ impl NodeSlot {
                 unreconciled: false,
                 failovers: 0,
             }),
-            backup_ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -290,8 +287,11 @@ impl NodeSlot {
         }
         let (tx, rx) = oneshot::channel();
         state.waiters.push(tx);
+        // While a backup is in flight with the primary gone, the backup
+        // environment is busy: an invocation now would land on a third,
+        // empty one. Wait; the end of the backup starts the invocation.
         let invoke = match state.phase {
-            Phase::Idle => Some(self.begin_invocation(&mut state)),
+            Phase::Idle if state.backup.is_none() => Some(self.begin_invocation(&mut state)),
             _ => None,
         };
         Acquire::Wait { link: rx, invoke }
@@ -310,7 +310,10 @@ impl NodeSlot {
     /// least `idle_for`.
     pub fn begin_warmup(&self, idle_for: std::time::Duration) -> bool {
         let mut state = self.state.lock();
-        if matches!(state.phase, Phase::Idle) && state.last_active.elapsed() >= idle_for {
+        if matches!(state.phase, Phase::Idle)
+            && state.backup.is_none()
+            && state.last_active.elapsed() >= idle_for
+        {
             state.phase = Phase::Warming;
             state.invocations += 1;
             true
@@ -345,7 +348,9 @@ impl NodeSlot {
     /// provider must place the invocation on another environment) and no
     /// other backup is in flight. Returns the backup invocation's token and
     /// where its connection will be delivered.
-    pub fn begin_backup(&self) -> Option<(String, oneshot::Receiver<BackupLink>)> {
+    pub fn begin_backup(
+        &self,
+    ) -> Option<(String, oneshot::Receiver<Result<BackupLink, BackupRefused>>)> {
         let mut state = self.state.lock();
         let serving = matches!(&state.phase, Phase::Serving { link } if !link.is_closed());
         if !serving || state.backup.is_some() {
@@ -378,46 +383,45 @@ impl NodeSlot {
             .and_then(|pending| pending.link.take())
             .ok_or(BadToken { node: self.id })?;
         if primary == Some(instance_id) {
-            return Err(BackupRefused::SameEnvironment { node: self.id });
+            let refused = BackupRefused::SameEnvironment { node: self.id };
+            let _ = pending.send(Err(refused.clone()));
+            return Err(refused);
         }
         pending
-            .send(BackupLink { link, instance_id })
+            .send(Ok(BackupLink { link, instance_id }))
             .map_err(|_| BadToken { node: self.id })?;
         Ok(())
     }
 
     /// The backup is over; `synced` names the environment that now holds a
-    /// complete copy (`None` if the sync failed).
-    pub fn end_backup(&self, synced: Option<u64>) {
+    /// complete copy (`None` if the sync failed). Returns a token if requests
+    /// queued while the primary was gone: the caller starts that serving
+    /// invocation, which now finds the backup environment free.
+    pub fn end_backup(&self, synced: Option<u64>) -> Option<String> {
+        let mut state = self.state.lock();
+        state.backup = None;
+        if synced.is_some() {
+            state.backup_instance = synced;
+        }
+        (matches!(state.phase, Phase::Idle) && !state.waiters.is_empty())
+            .then(|| self.begin_invocation(&mut state))
+    }
+
+    /// The backup invocation issued with `token` returned. If its
+    /// environment never dialed in, the sync waiting for it learns so now
+    /// (its receiver fails). A late return of an older backup's invocation
+    /// leaves a newer backup alone.
+    pub fn backup_invocation_ended(&self, token: &str) {
+        if let Some(pending) = self.state.lock().backup.as_mut()
+            && pending.token == token
         {
-            let mut state = self.state.lock();
-            state.backup = None;
-            if synced.is_some() {
-                state.backup_instance = synced;
-            }
-        }
-        self.backup_ended.notify_waiters();
-    }
-
-    /// Waits until no backup is running. A node re-invoked while its backup
-    /// environment is still busy would get a third, empty environment from
-    /// the provider instead of failing over to the backup.
-    pub async fn backup_finished(&self) {
-        loop {
-            let ended = self.backup_ended.notified();
-            if self.state.lock().backup.is_none() {
-                return;
-            }
-            ended.await;
-        }
-    }
-
-    /// The backup invocation returned. If its environment never dialed in,
-    /// the sync waiting for it learns so now (its receiver fails).
-    pub fn backup_invocation_ended(&self) {
-        if let Some(pending) = self.state.lock().backup.as_mut() {
             pending.link = None;
         }
+    }
+
+    /// Whether a reconciliation is due (one failed and was not retried yet).
+    pub fn needs_reconcile(&self) -> bool {
+        self.state.lock().unreconciled
     }
 
     /// The node's contents were reconciled with the metadata (or not).
@@ -430,6 +434,7 @@ impl NodeSlot {
         &self,
         token: &[u8],
         instance_id: u64,
+        chunks: u64,
         link: NodeLink,
     ) -> Result<Attached, BadToken> {
         let mut state = self.state.lock();
@@ -447,7 +452,9 @@ impl NodeSlot {
             state.backup_instance = None;
             state.failovers += 1;
         }
-        if new_environment {
+        // A node seen for the first time that already holds chunks kept
+        // them from before this proxy started: reconcile those too.
+        if new_environment || (state.instance_id.is_none() && chunks > 0) {
             state.unreconciled = true;
         }
         state.instance_id = Some(instance_id);
@@ -516,7 +523,9 @@ impl NodeSlot {
             }
             return None;
         }
-        if state.waiters.is_empty() {
+        if state.waiters.is_empty() || state.backup.is_some() {
+            // Nobody waiting, or the backup environment is busy: the end of
+            // the backup starts the next invocation (see `end_backup`).
             None
         } else {
             Some(self.begin_invocation(&mut state))

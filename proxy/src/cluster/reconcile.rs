@@ -5,8 +5,9 @@
 //! routed the invocation to the node's backup environment, which holds the
 //! data of the last delta sync (a failover). Rather than guessing, the proxy
 //! asks for the node's inventory and brings the metadata in line with it:
-//! chunks the environment does not hold are marked lost (and repaired when
-//! read), chunks it holds that nothing refers to any more are dropped.
+//! chunks the environment does not hold are marked lost (and the objects
+//! that lost them repaired), chunks it holds that nothing refers to any more
+//! are dropped.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -66,6 +67,12 @@ impl Cluster {
             "reconciled a new environment"
         );
         self.drop_chunks(result.garbage);
+        // Objects that lost a chunk here are repaired now rather than on
+        // their next read: one that is never read would otherwise collect
+        // losses from one reclaim to the next until it is gone.
+        for (key, version) in result.damaged {
+            self.request_repair(key, version);
+        }
         true
     }
 }

@@ -17,8 +17,11 @@ use infinicache::codec::Chunk;
 use infinicache::protocol::{Key, NodeReply, NodeRequest};
 use thiserror::Error;
 
-use super::metadata::{ChunkLoc, NodeId};
+use super::metadata::NodeId;
 use super::{Cluster, Counters};
+
+/// Repairs running at once (more wait their turn).
+pub const MAX_CONCURRENT_REPAIRS: usize = 4;
 
 /// Why a repair did not complete.
 #[derive(Debug, Error)]
@@ -42,13 +45,22 @@ impl Cluster {
 
     /// Repairs `key` at `version` in the background, unless a repair of it
     /// is already running.
+    ///
+    /// At most [`MAX_CONCURRENT_REPAIRS`] run at once: each holds an
+    /// object's chunks in memory and may invoke every node holding one, and
+    /// losing a node can damage every object at once.
     pub fn request_repair(self: &Arc<Self>, key: Key, version: u64) {
         if !self.repairing.lock().insert(key.clone()) {
             return;
         }
         let cluster = self.clone();
         tokio::spawn(async move {
-            match cluster.repair(&key, version).await {
+            let permit = cluster.repair_permits.clone().acquire_owned().await;
+            let outcome = match permit {
+                Ok(_permit) => cluster.repair(&key, version).await,
+                Err(_) => Ok(0),
+            };
+            match outcome {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(%key, version, chunks = n, "repaired"),
                 Err(err) => tracing::warn!(%key, version, error = %err, "repair failed"),
@@ -136,23 +148,18 @@ impl Cluster {
 
         let mut repaired = 0;
         for chunk in rebuilt {
-            let Some((node, cost)) = self.meta().place_repair(key, version) else {
+            let index = chunk.header.index;
+            let Some(loc) = self.meta().place_repair(key, version, index) else {
                 tracing::debug!(%key, "no node has room for a rebuilt chunk");
                 break;
-            };
-            let loc = ChunkLoc {
-                node,
-                key: key.clone(),
-                version,
-                index: chunk.header.index,
             };
             let request = NodeRequest::Store {
                 key: key.clone(),
                 chunk,
             };
-            match self.call(node, &request).await {
+            match self.call(loc.node, &request).await {
                 Ok(NodeReply::Stored { .. }) => {
-                    if self.meta().repaired(&loc, cost) {
+                    if self.meta().repaired(&loc) {
                         repaired += 1;
                     } else {
                         // Overwritten or deleted meanwhile.
@@ -160,8 +167,8 @@ impl Cluster {
                     }
                 }
                 other => {
-                    tracing::debug!(%key, node, reply = ?other.map(|_| ()), "could not store a rebuilt chunk");
-                    self.meta().unreserve(node, cost);
+                    tracing::debug!(%key, node = loc.node, reply = ?other.map(|_| ()), "could not store a rebuilt chunk");
+                    self.meta().unreserve(&loc);
                 }
             }
         }
