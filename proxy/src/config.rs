@@ -88,6 +88,11 @@ pub struct Config {
     pub region: Option<String>,
     /// Lambda API endpoint override (e.g. an emulator); AWS platform only.
     pub endpoint_url: Option<String>,
+    /// Where the proxy keeps its files (the directory object store, by
+    /// default).
+    pub data_dir: PathBuf,
+    /// The durable object store under the function memory (InfiniStore).
+    pub cos: crate::cos::settings::CosSettings,
     /// Settings of the embedded local Lambda platform.
     pub local: LocalSettings,
 }
@@ -137,6 +142,13 @@ impl Default for Config {
             max_object_size: 4 * 1024 * 1024 * 1024,
             region: None,
             endpoint_url: None,
+            data_dir: PathBuf::from("infinicache-data"),
+            // Off until the metadata is durable too (a restarted proxy would
+            // not know the objects it finds); see docs/ARCHITECTURE.md.
+            cos: crate::cos::settings::CosSettings {
+                backend: crate::cos::settings::CosBackend::Off,
+                ..crate::cos::settings::CosSettings::default()
+            },
             local: LocalSettings::default(),
         }
     }
@@ -245,6 +257,7 @@ impl Config {
                 "must be non-empty letters, digits, '-' or '_'".into(),
             );
         }
+        self.cos.validate()?;
         if self.local.max_environments_per_function == 0 {
             return invalid(
                 "local.max_environments_per_function",

@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod cos;
 pub mod deploy;
 pub mod invoker;
 pub mod platform;

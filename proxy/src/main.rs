@@ -112,6 +112,21 @@ struct ServeArgs {
     /// Lambda API endpoint override (AWS platform).
     #[arg(long)]
     endpoint_url: Option<String>,
+    /// Directory for the proxy's files (the directory object store).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Durable object store under the function memory: off, dir or s3.
+    #[arg(long, value_enum)]
+    cos: Option<infinicache_proxy::cos::settings::CosBackend>,
+    /// Object store write mode: async (write-back) or sync (write-through).
+    #[arg(long, value_enum)]
+    cos_write_mode: Option<infinicache_proxy::cos::settings::WriteMode>,
+    /// S3 bucket of the object store.
+    #[arg(long)]
+    cos_bucket: Option<String>,
+    /// S3 endpoint override (S3-compatible services); implies path-style.
+    #[arg(long)]
+    cos_endpoint_url: Option<String>,
     /// Local platform: Invoke/admin API address.
     #[arg(long)]
     platform_listen: Option<SocketAddr>,
@@ -183,6 +198,22 @@ impl ServeArgs {
         }
         if let Some(url) = self.endpoint_url {
             config.endpoint_url = Some(url);
+        }
+        if let Some(dir) = self.data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(backend) = self.cos {
+            config.cos.backend = backend;
+        }
+        if let Some(mode) = self.cos_write_mode {
+            config.cos.write_mode = mode;
+        }
+        if let Some(bucket) = self.cos_bucket {
+            config.cos.bucket = Some(bucket);
+        }
+        if let Some(url) = self.cos_endpoint_url {
+            config.cos.endpoint_url = Some(url);
+            config.cos.path_style = true;
         }
         if let Some(addr) = self.platform_listen {
             config.local.listen = addr;

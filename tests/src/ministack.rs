@@ -1,6 +1,6 @@
 //! ministack, a third-party implementation of the AWS Lambda (and S3) API,
-//! for the tests of the AWS path; and running `infinicache-proxy deploy`
-//! against it.
+//! for the tests of the AWS path and of the S3 object store; and running
+//! `infinicache-proxy deploy` against it.
 //!
 //! `make test` installs ministack into `<workspace>/.venv`; `MINISTACK_BIN`
 //! points at another installation.
@@ -123,6 +123,15 @@ impl Ministack {
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Creates an S3 bucket (ministack serves S3 path-style on the same
+    /// port). A plain `PUT /<bucket>` is S3's CreateBucket; ministack does
+    /// not check signatures, so the tests crate needs no S3 client of its
+    /// own for this.
+    pub async fn create_bucket(&self, bucket: &str) {
+        let (status, body) = http(self.addr, "PUT", &format!("/{bucket}"), "").await;
+        assert_eq!(status, 200, "CreateBucket {bucket}: {body}");
     }
 
     pub fn log(&self) -> String {

@@ -109,6 +109,10 @@ pub struct Finished {
     /// Chunks to drop: the replaced version's after a commit, or the stored
     /// ones of an aborted PUT.
     pub garbage: Vec<ChunkLoc>,
+    /// Versions that are gone for good (replaced, superseded or aborted),
+    /// whether or not any of their chunks are still in memory: the durable
+    /// layer removes them.
+    pub retired: Vec<(Key, u64)>,
 }
 
 impl Finished {
@@ -141,15 +145,17 @@ pub struct Metadata {
 }
 
 /// Versions start from the clock (milliseconds since the Unix epoch, times
-/// 2^16) rather than from 1: environments outlive a proxy restart, and a
-/// chunk a node kept from before must never be taken for a chunk of a new
-/// version with the same number. 65 536 versions per millisecond of uptime
-/// keep them increasing across restarts.
+/// 1024) rather than from 1: environments and the object store outlive a
+/// proxy restart, and a chunk kept from before must never be taken for a
+/// chunk of a new version with the same number. 1024 versions per
+/// millisecond of uptime keep them increasing across restarts, and the
+/// numbers stay below 2^53 (until the year 2248), so every binding, down to
+/// JavaScript's numbers, represents them exactly.
 fn first_version() -> u64 {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis());
-    u64::try_from(millis << 16).unwrap_or(u64::MAX / 2).max(1)
+    u64::try_from(millis << 10).unwrap_or(1 << 52).max(1)
 }
 
 impl Metadata {
@@ -319,15 +325,18 @@ impl Metadata {
         };
         self.commits += 1;
         let mut garbage = Vec::new();
+        let mut retired = Vec::new();
         match self.objects.peek(key) {
             // A newer version committed first (the PUTs were concurrent):
             // this one is ordered before it and is simply superseded.
             Some(current) if current.version > put.version => {
                 garbage = self.release(key, &object);
+                retired.push((key.clone(), put.version));
             }
             _ => {
                 if let Some(old) = self.objects.put(key.clone(), object) {
                     garbage = self.release(key, &old);
+                    retired.push((key.clone(), old.version));
                 }
             }
         }
@@ -335,6 +344,7 @@ impl Metadata {
             outcome: Ok(put.version),
             waiters: put.waiters,
             garbage,
+            retired,
         }
     }
 
@@ -358,6 +368,7 @@ impl Metadata {
             outcome: Err(err),
             waiters: put.waiters,
             garbage,
+            retired: vec![(key.clone(), put.version)],
         }
     }
 
@@ -610,6 +621,18 @@ impl Metadata {
             usage.used = usage.used.saturating_sub(cost);
         }
         true
+    }
+
+    /// Whether `version` of `key` is still wanted: the visible version, or
+    /// one being PUT. Background work for other versions is moot.
+    pub fn is_live(&self, key: &Key, version: u64) -> bool {
+        self.objects
+            .peek(key)
+            .is_some_and(|object| object.version == version)
+            || self
+                .pending
+                .iter()
+                .any(|((pending_key, _), put)| pending_key == key && put.version == version)
     }
 
     /// The object under `key` without touching the LRU order.
@@ -948,6 +971,13 @@ mod tests {
             version,
             index,
         }
+    }
+
+    #[test]
+    fn versions_are_exact_in_every_binding() {
+        let first = first_version();
+        assert!(first > 1 << 40, "numbered from the clock");
+        assert!(first < 1 << 53, "JavaScript numbers hold it exactly");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! (rebuilding lost chunks from the survivors).
 
 pub mod backup;
+pub mod durable;
 pub mod ledger;
 pub mod metadata;
 pub mod node;
@@ -132,6 +133,8 @@ pub struct Cluster {
     repair_permits: Arc<tokio::sync::Semaphore>,
     /// One codec per parameter set seen, for repairs.
     codecs: Mutex<HashMap<CodecParams, Arc<ObjectCodec>>>,
+    /// The object store under the memory layer, if enabled.
+    durable: Option<durable::Durable>,
     /// Set once shutdown begins: invocations failing from then on are
     /// expected (their environments are being killed), not news.
     shutting_down: AtomicBool,
@@ -144,6 +147,7 @@ impl Cluster {
         invoker: Invoker,
         node_addr: String,
         params: CodecParams,
+        durable: Option<durable::Durable>,
     ) -> Arc<Self> {
         let nodes = (0..config.pool_size)
             .map(|i| NodeSlot::new(i as NodeId, config.function_name(i)))
@@ -159,6 +163,7 @@ impl Cluster {
             repairing: Mutex::new(HashSet::new()),
             repair_permits: Arc::new(tokio::sync::Semaphore::new(repair::MAX_CONCURRENT_REPAIRS)),
             codecs: Mutex::new(HashMap::new()),
+            durable,
             shutting_down: AtomicBool::new(false),
             config,
         })
@@ -441,10 +446,44 @@ impl Cluster {
         }
     }
 
-    /// Answers a finished PUT's waiters and drops its garbage.
+    /// The durable layer, if enabled.
+    pub fn durable(&self) -> Option<&durable::Durable> {
+        self.durable.as_ref()
+    }
+
+    /// Answers a finished PUT's waiters and drops its garbage (from the
+    /// nodes, and the versions it retired from the COS).
     pub fn finish_put(self: &Arc<Self>, mut finished: Finished) {
         finished.announce();
-        self.drop_chunks(std::mem::take(&mut finished.garbage));
+        if let Some(durable) = &self.durable {
+            for (key, version) in std::mem::take(&mut finished.retired) {
+                durable.forget(key, version);
+            }
+        }
+        let garbage = std::mem::take(&mut finished.garbage);
+        // Evicted objects that were waiting to be dropped are in there too.
+        self.forget_versions(&garbage);
+        self.drop_chunks(garbage);
+    }
+
+    /// Removes from the COS every version the chunks in `garbage` belong to.
+    pub fn forget_versions(&self, garbage: &[ChunkLoc]) {
+        let Some(durable) = &self.durable else {
+            return;
+        };
+        let versions: HashSet<(&Key, u64)> = garbage
+            .iter()
+            .map(|chunk| (&chunk.key, chunk.version))
+            .collect();
+        for (key, version) in versions {
+            durable.forget(key.clone(), version);
+        }
+    }
+
+    /// A handle the durable layer uses to ask whether a version is still
+    /// wanted.
+    pub fn liveness(self: &Arc<Self>) -> Arc<dyn durable::Liveness> {
+        Arc::new(Live(Arc::downgrade(self)))
     }
 
     /// Drops chunks from their nodes in the background.
@@ -549,6 +588,18 @@ impl Cluster {
             .entry(params)
             .or_insert_with(|| Arc::new(ObjectCodec::new(params)))
             .clone()
+    }
+}
+
+/// [`durable::Liveness`] backed by the metadata (weakly: a background write
+/// must not keep a shut-down cluster alive).
+struct Live(std::sync::Weak<Cluster>);
+
+impl durable::Liveness for Live {
+    fn is_live(&self, key: &Key, version: u64) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|cluster| cluster.meta().is_live(key, version))
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::cluster::Cluster;
+use crate::cluster::durable::Durable;
 use crate::config::{Config, ConfigError, PlatformKind};
 use crate::invoker::Invoker;
 use crate::platform::{FunctionConfig, LocalPlatform, PlatformConfig, PlatformError};
@@ -41,6 +42,8 @@ pub enum StartError {
     NodeBinary { path: PathBuf },
     #[error("local Lambda platform: {0}")]
     Platform(#[from] PlatformError),
+    #[error("object store: {0}")]
+    Cos(#[from] crate::cos::CosError),
 }
 
 /// A running proxy.
@@ -87,7 +90,17 @@ impl Proxy {
             ),
         };
 
-        let cluster = Cluster::new(Arc::new(config), invoker, advertised, params);
+        let durable = crate::cos::Cos::from_settings(&config.cos, &config.data_dir)
+            .await?
+            .map(|cos| {
+                tracing::info!(store = %cos.describe(), mode = ?config.cos.write_mode, "durable layer on");
+                Durable::new(
+                    cos,
+                    config.cos.write_mode,
+                    config.cos.write_back_buffer_mb.saturating_mul(1024 * 1024),
+                )
+            });
+        let cluster = Cluster::new(Arc::new(config), invoker, advertised, params, durable);
         let mut tasks = cluster.spawn_maintenance();
         tasks.push(accept_loop(
             client_listener,

@@ -26,32 +26,51 @@ pub async fn apply(cluster: &Arc<Cluster>, put: PutChunk) -> ClientReply {
 async fn store(cluster: &Arc<Cluster>, put: PutChunk) -> Result<u64, ErrorReply> {
     let PutChunk { key, put_id, chunk } = put;
     let header = chunk.header;
-    validate(cluster, &chunk)?;
+    validate(cluster, key.len(), &chunk)?;
 
     let joined = cluster
         .meta()
         .join_put(&key, put_id, &header, Instant::now())?;
+    // Evicted objects leave the cache entirely (the COS too, for now).
+    cluster.forget_versions(&joined.drop_later);
+    cluster.forget_versions(&joined.drop_first);
     cluster.drop_chunks(joined.drop_later);
     for evicted in joined.drop_first {
         cluster.drop_chunk(evicted).await;
     }
 
+    let chunk = Chunk {
+        header: header.with_version(joined.version),
+        body: chunk.body,
+    };
+    // The chunk goes to its node and, when the durable layer is on, to the
+    // COS at the same time (sync mode waits for both).
+    let persisted = async {
+        match cluster.durable() {
+            Some(durable) => durable
+                .persist(&key, &chunk, cluster.liveness())
+                .await
+                .map_err(|err| ErrorReply::new(ErrorCode::Unavailable, format!("COS: {err}"))),
+            None => Ok(()),
+        }
+    };
     let request = NodeRequest::Store {
         key: key.clone(),
-        chunk: Chunk {
-            header: header.with_version(joined.version),
-            body: chunk.body,
-        },
+        chunk: chunk.clone(),
     };
-    let result = match cluster.call(joined.node, &request).await {
-        Ok(NodeReply::Stored { .. }) => Ok(()),
-        Ok(NodeReply::Error(err)) => Err(err),
-        Ok(other) => Err(ErrorReply::new(
-            ErrorCode::Internal,
-            format!("node {} answered a store with {other:?}", joined.node),
-        )),
-        Err(err) => Err(ErrorReply::new(ErrorCode::Unavailable, err.to_string())),
+    let stored = async {
+        match cluster.call(joined.node, &request).await {
+            Ok(NodeReply::Stored { .. }) => Ok(()),
+            Ok(NodeReply::Error(err)) => Err(err),
+            Ok(other) => Err(ErrorReply::new(
+                ErrorCode::Internal,
+                format!("node {} answered a store with {other:?}", joined.node),
+            )),
+            Err(err) => Err(ErrorReply::new(ErrorCode::Unavailable, err.to_string())),
+        }
     };
+    let (stored_result, persisted_result) = tokio::join!(stored, persisted);
+    let result = stored_result.and(persisted_result);
     let stored = result.is_ok();
     let done = cluster
         .meta()
@@ -79,7 +98,7 @@ async fn store(cluster: &Arc<Cluster>, put: PutChunk) -> Result<u64, ErrorReply>
 
 /// Checks what can be checked without the other chunks: the body length
 /// matches the header, and the object fits the configured limits.
-fn validate(cluster: &Cluster, chunk: &Chunk) -> Result<(), ErrorReply> {
+fn validate(cluster: &Cluster, key_len: usize, chunk: &Chunk) -> Result<(), ErrorReply> {
     let header = &chunk.header;
     if chunk.body.len() != header.body_len() {
         return Err(ErrorReply::new(
@@ -88,6 +107,15 @@ fn validate(cluster: &Cluster, chunk: &Chunk) -> Result<(), ErrorReply> {
                 "chunk body is {} bytes, its header says {}",
                 chunk.body.len(),
                 header.body_len()
+            ),
+        ));
+    }
+    if cluster.durable().is_some() && key_len > crate::cos::layout::MAX_STORED_KEY_LEN {
+        return Err(ErrorReply::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "keys of {key_len} bytes cannot be stored durably (the object store takes at most {})",
+                crate::cos::layout::MAX_STORED_KEY_LEN
             ),
         ));
     }

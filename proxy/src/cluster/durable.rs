@@ -1,0 +1,201 @@
+//! The durable layer under the function memory (InfiniStore): every chunk
+//! is also written to a cloud object store (COS), so an object outlives the
+//! environments holding it.
+//!
+//! Two write modes:
+//!
+//! * **sync**: a PUT is acknowledged only once every chunk is durable in the
+//!   COS (and in function memory);
+//! * **async**: a PUT is acknowledged once its chunks are in function memory;
+//!   the chunks are written to the COS in the background. What is not
+//!   persisted yet is held in a bounded write-back buffer: a PUT that finds
+//!   it full waits (backpressure) instead of the proxy buffering without
+//!   bound. Failed writes are retried until they succeed or the version they
+//!   belong to is gone.
+//!
+//! Versions that are overwritten or deleted are removed from the COS too, and
+//! a chunk missing from memory can be read back from it (see `get.rs` and
+//! [`super::repair`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use infinicache::codec::Chunk;
+use infinicache::protocol::Key;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::cos::settings::WriteMode;
+use crate::cos::{Cos, CosError, layout};
+
+/// First pause before retrying a failed background write; doubles up to
+/// [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(10);
+
+/// The COS and how the proxy writes to it.
+#[derive(Clone)]
+pub struct Durable {
+    cos: Cos,
+    mode: WriteMode,
+    /// Permits are KiB of write-back buffer.
+    buffer: Arc<Semaphore>,
+    buffer_kib: u32,
+}
+
+/// Whether a version is still wanted (visible or being PUT): background
+/// writes of versions that are gone are skipped or undone.
+pub trait Liveness: Send + Sync + 'static {
+    fn is_live(&self, key: &Key, version: u64) -> bool;
+}
+
+impl Durable {
+    pub fn new(cos: Cos, mode: WriteMode, buffer_bytes: u64) -> Self {
+        let buffer_kib = u32::try_from(buffer_bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS as u32);
+        Durable {
+            cos,
+            mode,
+            buffer: Arc::new(Semaphore::new(buffer_kib as usize)),
+            buffer_kib,
+        }
+    }
+
+    pub fn cos(&self) -> &Cos {
+        &self.cos
+    }
+
+    pub fn mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    /// Bytes waiting in the write-back buffer (async mode).
+    pub fn buffered_bytes(&self) -> u64 {
+        u64::from(self.buffer_kib).saturating_sub(self.buffer.available_permits() as u64) * 1024
+    }
+
+    /// Persists one chunk of `key`. In sync mode this returns once the chunk
+    /// is durable; in async mode once it is queued (waiting for room in the
+    /// write-back buffer first), and `live` decides whether a write that
+    /// keeps failing is still worth retrying.
+    pub async fn persist(
+        &self,
+        key: &Key,
+        chunk: &Chunk,
+        live: Arc<dyn Liveness>,
+    ) -> Result<(), CosError> {
+        let object = layout::chunk_key(key, chunk.header.version, chunk.header.index);
+        let body = layout::encode_chunk(chunk);
+        match self.mode {
+            WriteMode::Sync => self.cos.put(&object, body, true).await,
+            WriteMode::Async => {
+                let permit = self.reserve(body.len()).await?;
+                let writer = self.clone();
+                let (key, version) = (key.clone(), chunk.header.version);
+                tokio::spawn(async move {
+                    writer
+                        .write_back(&key, version, &object, body, live.as_ref())
+                        .await;
+                    drop(permit);
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Room for `len` bytes in the write-back buffer. An object larger than
+    /// the whole buffer takes all of it (it cannot be split).
+    async fn reserve(&self, len: usize) -> Result<OwnedSemaphorePermit, CosError> {
+        let kib = u32::try_from(len.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.buffer_kib);
+        self.buffer
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| CosError::Closed)
+    }
+
+    /// Writes one chunk in the background, retrying with backoff while its
+    /// version is still wanted; removes it again if the version went away
+    /// while it was being written.
+    async fn write_back(
+        &self,
+        key: &Key,
+        version: u64,
+        object: &str,
+        body: Bytes,
+        live: &dyn Liveness,
+    ) {
+        let mut pause = FIRST_RETRY;
+        loop {
+            if !live.is_live(key, version) {
+                return;
+            }
+            match self.cos.put(object, body.clone(), false).await {
+                Ok(()) => break,
+                Err(err) if err.is_permanent() => {
+                    // Retrying cannot help.
+                    tracing::error!(%key, version, error = %err, "cannot persist a chunk");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(%key, version, error = %err, "COS write failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RETRY);
+                }
+            }
+        }
+        if !live.is_live(key, version)
+            && let Err(err) = self.cos.delete(object).await
+        {
+            tracing::debug!(%key, version, error = %err, "could not remove a stale chunk");
+        }
+    }
+
+    /// Reads chunk `index` of `key` at `version` back from the COS; `None`
+    /// if it is not there (not persisted yet, or gone).
+    pub async fn fetch(
+        &self,
+        key: &Key,
+        version: u64,
+        index: u8,
+    ) -> Result<Option<Chunk>, CosError> {
+        let object = layout::chunk_key(key, version, index);
+        match self.cos.get(&object).await? {
+            Some(bytes) => {
+                let chunk = layout::decode_chunk(bytes)?;
+                if chunk.header.version != version || chunk.header.index != index {
+                    return Err(CosError::Corrupt(format!(
+                        "{object} holds chunk {} of version {}",
+                        chunk.header.index, chunk.header.version
+                    )));
+                }
+                Ok(Some(chunk))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Removes every chunk of `key` at `version` from the COS (an
+    /// overwritten or deleted version), in the background.
+    pub fn forget(&self, key: Key, version: u64) {
+        let cos = self.cos.clone();
+        tokio::spawn(async move {
+            let prefix = layout::version_prefix(&key, version);
+            match cos.list(&prefix).await {
+                Ok(objects) => {
+                    for object in objects {
+                        if let Err(err) = cos.delete(&object).await {
+                            tracing::warn!(%key, version, error = %err, "could not delete from the COS");
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%key, version, error = %err, "could not list a version in the COS");
+                }
+            }
+        });
+    }
+}

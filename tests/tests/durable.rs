@@ -1,0 +1,128 @@
+//! The durable layer (InfiniStore's COS) with the directory backend: objects
+//! outlive the environments holding them, in both write modes, and deleted
+//! or overwritten versions leave the store.
+
+use std::path::Path;
+use std::time::Duration;
+
+use infinicache_tests::harness::{TestCache, random_bytes};
+
+const NODES: usize = 6;
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Chunk objects in the directory store.
+fn stored_chunks(data_dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if !entry.file_name().to_string_lossy().starts_with('.') {
+                // Hidden files are the backend's writes in progress.
+                out.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&data_dir.join("cos").join("chunks"), &mut out);
+    out.sort();
+    out
+}
+
+async fn cache(data_dir: &Path, mode: &str) -> TestCache {
+    let dir = data_dir.to_string_lossy().into_owned();
+    TestCache::small(&["--cos", "dir", "--cos-write-mode", mode, "--data-dir", &dir]).await
+}
+
+async fn reclaim_all(cache: &TestCache) {
+    for node in 0..NODES {
+        cache.reclaim(&format!("infinicache-node-{node}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_outlive_every_node_that_held_them() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let cache = cache(data.path(), "async").await;
+    let client = cache.client(4, 2).await;
+    let objects: Vec<_> = (0..3)
+        .map(|i| (format!("durable-{i}"), random_bytes(150_000 + i)))
+        .collect();
+    for (key, value) in &objects {
+        client.put(key.as_str(), value.clone()).await.expect("put");
+    }
+    // Async mode: the write-back finishes in the background.
+    eventually("every chunk is in the store", || async {
+        stored_chunks(data.path()).len() == 3 * NODES
+    })
+    .await;
+
+    // Every environment is gone: memory holds nothing any more.
+    reclaim_all(&cache).await;
+    for (key, value) in &objects {
+        let got = client.get(key.as_str()).await.expect("get from the store");
+        assert!(got.as_ref() == Some(value), "{key} changed");
+    }
+    // The chunks are put back into memory in the background.
+    eventually("the lost chunks are restored to the nodes", || async {
+        cache.counter("chunks_repaired").await == 3 * NODES as u64
+    })
+    .await;
+    assert_eq!(cache.counter("objects_lost").await, 0);
+    cache.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_survives_a_reclaim_right_after_the_acknowledgement() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let cache = cache(data.path(), "sync").await;
+    let client = cache.client(4, 2).await;
+    let value = random_bytes(300_000);
+    client.put("synced", value.clone()).await.expect("put");
+    // Acknowledged means durable: no waiting.
+    assert_eq!(stored_chunks(data.path()).len(), NODES);
+    reclaim_all(&cache).await;
+    assert_eq!(client.get("synced").await.expect("get"), Some(value));
+    cache.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_and_overwritten_versions_leave_the_store() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let cache = cache(data.path(), "sync").await;
+    let client = cache.client(4, 2).await;
+    client.put("kept", random_bytes(10_000)).await.expect("put");
+    client
+        .put("doomed", random_bytes(10_000))
+        .await
+        .expect("put");
+    assert_eq!(stored_chunks(data.path()).len(), 2 * NODES);
+
+    let newer = random_bytes(20_000);
+    client.put("kept", newer.clone()).await.expect("overwrite");
+    assert!(client.delete("doomed").await.expect("delete"));
+    eventually("only the newest version of kept remains", || async {
+        stored_chunks(data.path()).len() == NODES
+    })
+    .await;
+    reclaim_all(&cache).await;
+    assert_eq!(client.get("kept").await.expect("get"), Some(newer));
+    assert_eq!(client.get("doomed").await.expect("get"), None);
+    cache.stop().await;
+}
