@@ -126,3 +126,44 @@ async fn deleted_and_overwritten_versions_leave_the_store() {
     assert_eq!(client.get("doomed").await.expect("get"), None);
     cache.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_proxy_serves_every_object_stored_before() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let objects: Vec<_> = (0..4)
+        .map(|i| (format!("restart-{i}"), random_bytes(40_000 + i)))
+        .collect();
+    let newer = random_bytes(5_000);
+    let mut last_version = 0;
+    {
+        let cache = cache(data.path(), "sync").await;
+        let client = cache.client(4, 2).await;
+        for (key, value) in &objects {
+            last_version = client.put(key.as_str(), value.clone()).await.expect("put");
+        }
+        client
+            .put("restart-0", newer.clone())
+            .await
+            .expect("overwrite");
+        assert!(client.delete("restart-3").await.expect("delete"));
+        // Stopping the proxy kills every environment: memory is gone.
+        cache.stop().await;
+    }
+
+    let cache = cache(data.path(), "sync").await;
+    let client = cache.client(4, 2).await;
+    assert_eq!(cache.status().await["objects"], 3);
+    assert_eq!(client.get("restart-0").await.expect("get"), Some(newer));
+    for (key, value) in &objects[1..3] {
+        let got = client.get(key.as_str()).await.expect("get after restart");
+        assert!(got.as_ref() == Some(value), "{key} changed");
+    }
+    assert_eq!(client.get("restart-3").await.expect("get"), None, "deleted");
+    // New versions keep increasing past the recovered ones.
+    let version = client
+        .put("restart-1", random_bytes(10))
+        .await
+        .expect("put");
+    assert!(version > last_version, "{version} after {last_version}");
+    cache.stop().await;
+}

@@ -113,6 +113,8 @@ pub struct Finished {
     /// whether or not any of their chunks are still in memory: the durable
     /// layer removes them.
     pub retired: Vec<(Key, u64)>,
+    /// The object this PUT made visible, for the manifest.
+    pub committed: Option<(Key, ObjectMeta)>,
 }
 
 impl Finished {
@@ -326,6 +328,7 @@ impl Metadata {
         self.commits += 1;
         let mut garbage = Vec::new();
         let mut retired = Vec::new();
+        let mut committed = None;
         match self.objects.peek(key) {
             // A newer version committed first (the PUTs were concurrent):
             // this one is ordered before it and is simply superseded.
@@ -334,6 +337,7 @@ impl Metadata {
                 retired.push((key.clone(), put.version));
             }
             _ => {
+                committed = Some((key.clone(), object.clone()));
                 if let Some(old) = self.objects.put(key.clone(), object) {
                     garbage = self.release(key, &old);
                     retired.push((key.clone(), old.version));
@@ -345,6 +349,7 @@ impl Metadata {
             waiters: put.waiters,
             garbage,
             retired,
+            committed,
         }
     }
 
@@ -369,6 +374,7 @@ impl Metadata {
             waiters: put.waiters,
             garbage,
             retired: vec![(key.clone(), put.version)],
+            committed: None,
         }
     }
 
@@ -540,10 +546,10 @@ impl Metadata {
                 result.damaged.push((key.clone(), object.version));
             }
         }
-        let pending: HashSet<(&Key, u64)> = self
+        let pending: HashSet<(Key, u64)> = self
             .pending
             .iter()
-            .map(|((key, _), put)| (key, put.version))
+            .map(|((key, _), put)| (key.clone(), put.version))
             .collect();
         for id in held {
             let referenced = self.objects.peek(&id.key).is_some_and(|object| {
@@ -556,7 +562,11 @@ impl Metadata {
                 version: id.version,
                 index: id.index,
             });
-            if !referenced && !repairing && !pending.contains(&(&id.key, id.version)) {
+            if !referenced && !repairing && self.adopt(node, id) {
+                result.kept += 1;
+                continue;
+            }
+            if !referenced && !repairing && !pending.contains(&(id.key.clone(), id.version)) {
                 result.garbage.push(ChunkLoc {
                     node,
                     key: id.key.clone(),
@@ -567,6 +577,26 @@ impl Metadata {
         }
         self.recompute_usage(node);
         result
+    }
+
+    /// A node holds a chunk of the visible version whose place is empty (an
+    /// object recovered after a restart, or one whose loss was recorded
+    /// too early): take it, unless the node already holds another chunk of
+    /// that object.
+    fn adopt(&mut self, node: NodeId, id: &ChunkId) -> bool {
+        let Some(object) = self.objects.peek_mut(&id.key) else {
+            return false;
+        };
+        if object.version != id.version || object.placement.contains(&Some(node)) {
+            return false;
+        }
+        match object.placement.get_mut(usize::from(id.index)) {
+            Some(slot) if slot.is_none() => {
+                *slot = Some(node);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Recomputes a node's reserved bytes from the placements and the
@@ -621,6 +651,25 @@ impl Metadata {
             usage.used = usage.used.saturating_sub(cost);
         }
         true
+    }
+
+    /// Restores an object from the manifest after a restart: visible at
+    /// `version`, with no chunk placed yet (nodes' chunks are adopted when
+    /// they are reconciled; the rest come from the object store).
+    pub fn insert_recovered(&mut self, key: Key, version: u64, size: u64, params: CodecParams) {
+        let chunk_cost = stored_chunk_cost(key.len(), params.shard_len(size));
+        self.next_version = self.next_version.max(version.saturating_add(1));
+        self.objects.put(
+            key,
+            ObjectMeta {
+                version,
+                size,
+                params,
+                chunk_cost,
+                placement: vec![None; params.total_shards()],
+                commit_seq: 0,
+            },
+        );
     }
 
     /// Whether `version` of `key` is still wanted: the visible version, or
@@ -1083,5 +1132,33 @@ mod tests {
         assert!(!meta.restore(&loc), "only while missing");
         assert_eq!(meta.node_used(node), used);
         assert_eq!(meta.get(&key("a")).expect("a").lost(), 0);
+    }
+
+    #[test]
+    fn recovered_objects_adopt_the_chunks_nodes_still_hold() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let params = CodecParams::new(2, 2).expect("params");
+        meta.insert_recovered(key("a"), 42, 100, params);
+        assert_eq!(meta.get(&key("a")).expect("a").lost(), 4);
+        assert!(
+            meta.next_version > 42,
+            "new versions come after recovered ones"
+        );
+
+        // Node 1 still holds chunk 2; the stale version 41 is garbage.
+        let held: HashSet<ChunkId> = [id("a", 42, 2), id("a", 41, 0)].into();
+        let result = meta.reconcile_node(1, &held, meta.commit_seq());
+        assert_eq!(result.kept, 1);
+        assert_eq!(result.garbage.len(), 1);
+        assert_eq!(result.garbage[0].version, 41);
+        let object = meta.get(&key("a")).expect("a");
+        assert_eq!(object.placement[2], Some(1));
+        assert_eq!(meta.node_used(1), object.chunk_cost);
+
+        // A node never holds two chunks of one object.
+        let both: HashSet<ChunkId> = [id("a", 42, 2), id("a", 42, 3)].into();
+        let result = meta.reconcile_node(1, &both, meta.commit_seq());
+        assert_eq!((result.kept, result.garbage.len()), (1, 1));
+        assert_eq!(result.garbage[0].index, 3);
     }
 }

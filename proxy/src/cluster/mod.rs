@@ -14,6 +14,7 @@
 pub mod backup;
 pub mod durable;
 pub mod ledger;
+pub mod manifest;
 pub mod metadata;
 pub mod node;
 pub mod reconcile;
@@ -25,7 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use infinicache::protocol::{
-    Invocation, InvocationSummary, Key, MuxError, NodeHello, NodeReply, NodeRequest, ServeArgs,
+    ErrorCode, ErrorReply, Invocation, InvocationSummary, Key, MuxError, NodeHello, NodeReply,
+    NodeRequest, ServeArgs,
 };
 use infinicache::{CodecParams, ObjectCodec};
 use parking_lot::{Mutex, MutexGuard};
@@ -135,6 +137,8 @@ pub struct Cluster {
     codecs: Mutex<HashMap<CodecParams, Arc<ObjectCodec>>>,
     /// The object store under the memory layer, if enabled.
     durable: Option<durable::Durable>,
+    /// One lock per key whose manifest record is being written.
+    record_locks: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     /// Set once shutdown begins: invocations failing from then on are
     /// expected (their environments are being killed), not news.
     shutting_down: AtomicBool,
@@ -164,6 +168,7 @@ impl Cluster {
             repair_permits: Arc::new(tokio::sync::Semaphore::new(repair::MAX_CONCURRENT_REPAIRS)),
             codecs: Mutex::new(HashMap::new()),
             durable,
+            record_locks: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             config,
         })
@@ -452,9 +457,31 @@ impl Cluster {
     }
 
     /// Answers a finished PUT's waiters and drops its garbage (from the
-    /// nodes, and the versions it retired from the COS).
-    pub fn finish_put(self: &Arc<Self>, mut finished: Finished) {
-        finished.announce();
+    /// nodes, and the versions it retired from the COS). With the durable
+    /// layer, a committed object is recorded in the manifest: before the
+    /// waiters hear of it in `sync` mode, after in `async` mode.
+    pub async fn finish_put(self: &Arc<Self>, mut finished: Finished) {
+        let committed = finished.committed.take();
+        match (&self.durable, committed) {
+            (Some(durable), Some((key, _))) => {
+                if durable.mode() == crate::cos::settings::WriteMode::Sync {
+                    if let Err(err) = self.sync_record(&key).await {
+                        finished.outcome = Err(ErrorReply::new(
+                            ErrorCode::Unavailable,
+                            format!("the object store did not record the object: {err}"),
+                        ));
+                    }
+                    finished.announce();
+                } else {
+                    finished.announce();
+                    let cluster = self.clone();
+                    tokio::spawn(async move {
+                        let _ = cluster.sync_record(&key).await;
+                    });
+                }
+            }
+            _ => finished.announce(),
+        }
         if let Some(durable) = &self.durable {
             for (key, version) in std::mem::take(&mut finished.retired) {
                 durable.forget(key, version);
@@ -464,6 +491,74 @@ impl Cluster {
         // Evicted objects that were waiting to be dropped are in there too.
         self.forget_versions(&garbage);
         self.drop_chunks(garbage);
+    }
+
+    /// Brings `key`'s manifest record in line with the metadata: writes the
+    /// visible version's record, or removes it if the key is gone.
+    ///
+    /// Operations on one key serialise here and each writes the *current*
+    /// state, so records written in the background by concurrent PUTs and
+    /// DELETEs can never leave a stale one behind.
+    pub async fn sync_record(&self, key: &Key) -> Result<(), crate::cos::CosError> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let lock = self
+            .record_locks
+            .lock()
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = {
+            let _turn = lock.lock().await;
+            let current = self.meta().peek(key);
+            match current {
+                Some(object) => {
+                    let record = manifest::Record {
+                        version: object.version,
+                        size: object.size,
+                        data_shards: object.params.data_shards() as u8,
+                        parity_shards: object.params.parity_shards() as u8,
+                    };
+                    durable.write_record(key, &record).await
+                }
+                None => durable.delete_record(key).await,
+            }
+        };
+        let mut locks = self.record_locks.lock();
+        // Ours and the map's: nobody else is waiting for this key.
+        if Arc::strong_count(&lock) <= 2 {
+            locks.remove(key);
+        }
+        if let Err(err) = &result {
+            tracing::warn!(%key, error = %err, "cannot update the manifest");
+        }
+        result
+    }
+
+    /// Loads the manifest from the object store (at start-up): every object
+    /// recorded there is visible again, its chunks adopted from the nodes as
+    /// they dial in or read from the store. Returns how many.
+    pub async fn recover(&self) -> Result<usize, crate::cos::CosError> {
+        let Some(durable) = &self.durable else {
+            return Ok(0);
+        };
+        let records = durable.load_records().await?;
+        let mut meta = self.meta();
+        let mut recovered = 0;
+        for (key, record) in records {
+            match CodecParams::new(
+                usize::from(record.data_shards),
+                usize::from(record.parity_shards),
+            ) {
+                Ok(params) => {
+                    meta.insert_recovered(key, record.version, record.size, params);
+                    recovered += 1;
+                }
+                Err(err) => tracing::warn!(%key, error = %err, "skipping a manifest record"),
+            }
+        }
+        Ok(recovered)
     }
 
     /// Removes from the COS every version the chunks in `garbage` belong to.
@@ -558,7 +653,7 @@ impl Cluster {
                 let expired = cluster.meta().expire_puts(deadline);
                 for finished in expired {
                     tracing::warn!("abandoning a PUT whose chunks did not all arrive");
-                    cluster.finish_put(finished);
+                    cluster.finish_put(finished).await;
                 }
             }
         }));

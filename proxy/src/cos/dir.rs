@@ -149,8 +149,13 @@ fn put_file(root: &Path, key: &str, body: &[u8], durable: bool) -> Result<(), Co
             // A delete pruned a directory between its creation and the
             // temporary file; once the file is in it, the directory is not
             // empty and no longer pruned.
+            // (`create_dir_all` reports AlreadyExists when a directory it
+            // found existing is pruned before it can check it.)
             Err((_, _, err))
-                if err.kind() == io::ErrorKind::NotFound && attempt < DIRECTORY_RACE_RETRIES =>
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
+                ) && attempt < DIRECTORY_RACE_RETRIES =>
             {
                 attempt += 1;
             }

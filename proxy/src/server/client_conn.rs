@@ -93,7 +93,13 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
                 }
             }
             ClientRequest::Delete { key } => {
-                let _ = replies.send(commands::delete::apply(&cluster, &key)).await;
+                // May wait for the object store: off the request loop.
+                let cluster = cluster.clone();
+                tokio::spawn(async move {
+                    let _ = replies
+                        .send(commands::delete::apply(&cluster, &key).await)
+                        .await;
+                });
             }
             ClientRequest::Exists { key } => {
                 let _ = replies.send(commands::exists::apply(&cluster, &key)).await;

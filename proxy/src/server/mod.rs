@@ -101,6 +101,10 @@ impl Proxy {
                 )
             });
         let cluster = Cluster::new(Arc::new(config), invoker, advertised, params, durable);
+        let recovered = cluster.recover().await?;
+        if recovered > 0 {
+            tracing::info!(objects = recovered, "recovered the object manifest");
+        }
         let mut tasks = cluster.spawn_maintenance();
         tasks.push(accept_loop(
             client_listener,

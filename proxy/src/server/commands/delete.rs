@@ -8,7 +8,7 @@ use infinicache::protocol::{ClientReply, Key};
 
 use crate::cluster::Cluster;
 
-pub fn apply(cluster: &Arc<Cluster>, key: &Key) -> ClientReply {
+pub async fn apply(cluster: &Arc<Cluster>, key: &Key) -> ClientReply {
     let removed = {
         let mut meta = cluster.meta();
         let version = meta.peek(key).map(|object| object.version);
@@ -17,7 +17,19 @@ pub fn apply(cluster: &Arc<Cluster>, key: &Key) -> ClientReply {
     let existed = removed.is_some();
     if let Some((version, chunks)) = removed {
         if let Some(durable) = cluster.durable() {
-            durable.forget(key.clone(), version);
+            // The record goes first: once it is gone a restarted proxy no
+            // longer knows the object, whatever is left of its chunks.
+            let sync = durable.mode() == crate::cos::settings::WriteMode::Sync;
+            let (cluster, durable, key) = (cluster.clone(), durable.clone(), key.clone());
+            let forget = async move {
+                let _ = cluster.sync_record(&key).await;
+                durable.forget(key, version);
+            };
+            if sync {
+                forget.await;
+            } else {
+                tokio::spawn(forget);
+            }
         }
         cluster.drop_chunks(chunks);
     }

@@ -76,7 +76,7 @@ async fn store(cluster: &Arc<Cluster>, put: PutChunk) -> Result<u64, ErrorReply>
         .meta()
         .chunk_done(&key, put_id, header.index, result);
     match done {
-        Ok(Some(finished)) => cluster.finish_put(finished),
+        Ok(Some(finished)) => cluster.finish_put(finished).await,
         Ok(None) => {}
         Err(_expired) => {
             // The PUT was abandoned while this chunk was in flight.
