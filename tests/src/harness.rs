@@ -282,6 +282,23 @@ fn dechunk(body: &str) -> String {
     }
 }
 
+/// Waits until `check` holds, polling every 50 ms for up to 30 s (generous:
+/// the machines running the tests are shared and slow); panics naming
+/// `what` otherwise.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 /// Random bytes.
 pub fn random_bytes(len: usize) -> bytes::Bytes {
     use rand::RngCore;
