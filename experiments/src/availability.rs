@@ -233,6 +233,10 @@ pub fn proxy_args(settings: &Settings) -> Vec<String> {
         "256".into(),
         "--time-scale".into(),
         settings.time_scale.to_string(),
+        // What the memory layer alone keeps available (InfiniCache's
+        // question): with the object store under it, every read would hit.
+        "--cos".into(),
+        "off".into(),
     ];
     for (flag, interval) in [
         ("--warmup-interval", settings.warmup_interval),

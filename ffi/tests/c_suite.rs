@@ -137,13 +137,20 @@ fn programs() -> &'static Programs {
 struct Proxy {
     child: Child,
     addr: String,
+    /// Its data directory (the directory object store lives there).
+    _data_dir: tempfile::TempDir,
 }
 
 impl Proxy {
     fn start() -> Proxy {
         let bin = target_dir().join("infinicache-proxy");
         require(&bin, "infinicache-proxy");
+        // A fresh data directory: one left by an earlier run would be
+        // recovered by the proxy.
+        let data_dir = tempfile::tempdir().expect("create a data directory");
         let mut child = Command::new(bin)
+            .arg("--data-dir")
+            .arg(data_dir.path())
             .args([
                 "--client-listen",
                 "127.0.0.1:0",
@@ -179,6 +186,7 @@ impl Proxy {
         let mut proxy = Proxy {
             child,
             addr: String::new(),
+            _data_dir: data_dir,
         };
         let ready = rx
             .recv_timeout(Duration::from_secs(30))

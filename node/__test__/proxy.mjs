@@ -1,7 +1,8 @@
 // Starts a live infinicache-proxy (with its local Lambda platform and cache
 // nodes) for the tests, on ephemeral ports.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -31,7 +32,11 @@ export async function startProxy({
   profile = 'debug',
   readyTimeoutMs = 30_000,
 } = {}) {
+  // A fresh data directory (the directory object store lives there): one
+  // left by an earlier run would be recovered by the proxy.
+  const dataDir = mkdtempSync(join(tmpdir(), 'infinicache-test-'))
   const args = [
+    '--data-dir', dataDir,
     '--client-listen', '127.0.0.1:0',
     '--node-listen', '127.0.0.1:0',
     '--admin-listen', '127.0.0.1:0',
@@ -76,6 +81,7 @@ export async function startProxy({
     info = await Promise.race([ready, timeout])
   } catch (err) {
     child.kill('SIGKILL')
+    rmSync(dataDir, { recursive: true, force: true })
     throw err
   } finally {
     clearTimeout(timer)
@@ -89,7 +95,10 @@ export async function startProxy({
       if (!stopped) {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
         const kill = setTimeout(() => child.kill('SIGKILL'), 10_000)
-        stopped = exited.finally(() => clearTimeout(kill))
+        stopped = exited.finally(() => {
+          clearTimeout(kill)
+          rmSync(dataDir, { recursive: true, force: true })
+        })
       }
       return stopped
     },

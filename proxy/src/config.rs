@@ -93,6 +93,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The durable object store under the function memory (InfiniStore).
     pub cos: crate::cos::settings::CosSettings,
+    /// The elastic sliding window of deployments (with the object store
+    /// only: without it the whole pool is one bucket, as in InfiniCache).
+    pub window: crate::cluster::window::WindowSettings,
     /// Settings of the embedded local Lambda platform.
     pub local: LocalSettings,
 }
@@ -143,12 +146,8 @@ impl Default for Config {
             region: None,
             endpoint_url: None,
             data_dir: PathBuf::from("infinicache-data"),
-            // Off until the metadata is durable too (a restarted proxy would
-            // not know the objects it finds); see docs/ARCHITECTURE.md.
-            cos: crate::cos::settings::CosSettings {
-                backend: crate::cos::settings::CosBackend::Off,
-                ..crate::cos::settings::CosSettings::default()
-            },
+            cos: crate::cos::settings::CosSettings::default(),
+            window: crate::cluster::window::WindowSettings::default(),
             local: LocalSettings::default(),
         }
     }
@@ -258,6 +257,9 @@ impl Config {
             );
         }
         self.cos.validate()?;
+        if let Err(reason) = self.window.validate() {
+            return invalid("window", reason);
+        }
         if self.local.max_environments_per_function == 0 {
             return invalid(
                 "local.max_environments_per_function",

@@ -127,6 +127,24 @@ struct ServeArgs {
     /// S3 endpoint override (S3-compatible services); implies path-style.
     #[arg(long)]
     cos_endpoint_url: Option<String>,
+    /// Elastic window: length of a time bucket, e.g. 10m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    bucket_length: Option<Duration>,
+    /// Elastic window: buckets younger than this many bucket lengths are
+    /// active (warmed as configured).
+    #[arg(long)]
+    active_buckets: Option<u32>,
+    /// Elastic window: buckets older than this many bucket lengths expire
+    /// (their functions are released; their objects stay in the store).
+    #[arg(long)]
+    available_buckets: Option<u32>,
+    /// Elastic window: grow the newest bucket by k + r functions once this
+    /// fraction of its memory is taken, e.g. 0.9.
+    #[arg(long)]
+    grow_threshold: Option<f64>,
+    /// No elastic window: the whole pool is one bucket.
+    #[arg(long)]
+    no_window: bool,
     /// Local platform: Invoke/admin API address.
     #[arg(long)]
     platform_listen: Option<SocketAddr>,
@@ -214,6 +232,21 @@ impl ServeArgs {
         if let Some(url) = self.cos_endpoint_url {
             config.cos.endpoint_url = Some(url);
             config.cos.path_style = true;
+        }
+        if let Some(length) = self.bucket_length {
+            config.window.bucket_length = length;
+        }
+        if let Some(buckets) = self.active_buckets {
+            config.window.active_buckets = buckets;
+        }
+        if let Some(buckets) = self.available_buckets {
+            config.window.available_buckets = buckets;
+        }
+        if let Some(threshold) = self.grow_threshold {
+            config.window.grow_threshold = threshold;
+        }
+        if self.no_window {
+            config.window.enabled = false;
         }
         if let Some(addr) = self.platform_listen {
             config.local.listen = addr;

@@ -21,6 +21,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ def start_proxy():
             "--data-shards", "10",
             "--parity-shards", "2",
             "--node-idle-timeout", "60s",
+            "--data-dir", tempfile.mkdtemp(prefix="infinicache-bench-"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

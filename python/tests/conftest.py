@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import shutil
 import subprocess
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -55,8 +57,11 @@ class Proxy:
         self._log = open(self.log_path, "wb")
         env = dict(os.environ)
         env.setdefault("INFINICACHE_LOG", "warn")
+        # A fresh data directory (the directory object store lives there):
+        # one left by an earlier run would be recovered by the proxy.
+        self.data_dir = tempfile.mkdtemp(prefix="infinicache-test-")
         self.process = subprocess.Popen(
-            [str(proxy_binary()), *PROXY_ARGS, *extra_args],
+            [str(proxy_binary()), *PROXY_ARGS, "--data-dir", self.data_dir, *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -108,6 +113,7 @@ class Proxy:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -28,11 +28,15 @@ pub struct TestCache {
     pub platform_addr: SocketAddr,
     /// The proxy's admin/status API.
     pub admin_addr: SocketAddr,
+    /// The proxy's data directory (the directory object store lives there),
+    /// when the harness made it: removed with the cache.
+    data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestCache {
     /// Starts a cache with test-friendly defaults (no periodic warm-ups or
-    /// backups) plus `args` (proxy flags, which may override the defaults).
+    /// backups, a fresh temporary data directory unless `args` name one)
+    /// plus `args` (proxy flags, which may override the defaults).
     pub async fn start(args: &[&str]) -> TestCache {
         TestCache::start_with_env(args, &[]).await
     }
@@ -41,6 +45,15 @@ impl TestCache {
     pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> TestCache {
         let mut command = Command::new(target_bin("infinicache-proxy"));
         command.envs(env.iter().copied());
+        // Every cache gets its own data directory (and so its own directory
+        // object store): one left by an earlier run would be recovered.
+        let data_dir = if args.contains(&"--data-dir") {
+            None
+        } else {
+            let dir = tempfile::tempdir().expect("cannot create a data directory");
+            command.arg("--data-dir").arg(dir.path());
+            Some(dir)
+        };
         command
             .args([
                 "--client-listen",
@@ -99,7 +112,14 @@ impl TestCache {
             node_addr: field("nodes"),
             platform_addr,
             admin_addr,
+            data_dir,
         }
+    }
+
+    /// The data directory the harness made for this cache (none when the
+    /// test passed `--data-dir` itself).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_ref().map(tempfile::TempDir::path)
     }
 
     /// A client with `k` data and `r` parity shards.

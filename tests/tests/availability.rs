@@ -1,5 +1,8 @@
 //! GETs survive lost and frozen nodes: erasure coding needs only `k` of the
 //! `k + r` chunks, and the client never waits for a straggler.
+//!
+//! The memory layer alone (`--cos off`, as in InfiniCache): with the object
+//! store under it, lost chunks would simply be read back.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +13,7 @@ use nix::unistd::Pid;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_survives_r_reclaimed_nodes() {
     // A pool of exactly k + r nodes: every node holds one chunk of the object.
-    let cache = TestCache::start(&["--pool-size", "12"]).await;
+    let cache = TestCache::start(&["--cos", "off", "--pool-size", "12"]).await;
     let client = cache.client(10, 2).await;
     let data = random_bytes(3 * 1024 * 1024 + 17);
     client.put("survivor", data.clone()).await.expect("put");
@@ -51,6 +54,8 @@ async fn get_does_not_wait_for_a_frozen_node() {
     // an open connection that never answers: the worst kind of straggler.
     let request_timeout = Duration::from_secs(30);
     let cache = TestCache::small(&[
+        "--cos",
+        "off",
         "--node-idle-timeout",
         "120s",
         "--node-request-timeout",
@@ -81,7 +86,7 @@ async fn get_does_not_wait_for_a_frozen_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_survive_between_invocations_in_frozen_environments() {
-    let cache = TestCache::small(&["--node-idle-timeout", "20ms"]).await;
+    let cache = TestCache::small(&["--cos", "off", "--node-idle-timeout", "20ms"]).await;
     let client = cache.client(4, 2).await;
     let data = random_bytes(1024 * 1024);
     client.put("kept", data.clone()).await.expect("put");

@@ -8,6 +8,10 @@ use std::time::Duration;
 use infinicache_tests::harness::{TestCache, eventually, random_bytes};
 use serde_json::Value;
 
+/// These tests exercise the memory layer's own defences, as in InfiniCache:
+/// with the object store under it, a lost chunk would simply be read back.
+const MEMORY_ONLY: &[&str] = &["--cos", "off"];
+
 const NODES: usize = 6;
 
 /// Whether at least `lost` chunks were lost and every loss was repaired.
@@ -57,7 +61,7 @@ async fn reclaim_primary(cache: &TestCache, function: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_sync_sends_only_what_changed() {
-    let cache = TestCache::small(&[]).await;
+    let cache = TestCache::small(MEMORY_ONLY).await;
     let client = cache.client(4, 2).await;
     for i in 0..4 {
         client
@@ -129,7 +133,7 @@ async fn a_delta_sync_sends_only_what_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_to_the_backup_is_invisible_to_clients() {
-    let cache = TestCache::small(&[]).await;
+    let cache = TestCache::small(MEMORY_ONLY).await;
     let client = cache.client(4, 2).await;
     let objects: Vec<_> = (0..5)
         .map(|i| (format!("obj-{i}"), random_bytes(200_000 + i)))
@@ -181,7 +185,7 @@ async fn failover_to_the_backup_is_invisible_to_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_more_than_r_nodes_without_backup_loses_the_object() {
-    let cache = TestCache::small(&[]).await;
+    let cache = TestCache::small(MEMORY_ONLY).await;
     let client = cache.client(4, 2).await;
     client
         .put("gone", random_bytes(100_000))
@@ -209,7 +213,7 @@ async fn losing_more_than_r_nodes_without_backup_loses_the_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_restores_full_redundancy() {
-    let cache = TestCache::small(&[]).await;
+    let cache = TestCache::small(MEMORY_ONLY).await;
     let client = cache.client(4, 2).await;
     let data = random_bytes(300_000);
     client.put("mended", data.clone()).await.expect("put");
@@ -250,7 +254,7 @@ async fn repair_restores_full_redundancy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_backups_run_and_hand_over() {
-    let cache = TestCache::small(&["--backup-interval", "300ms"]).await;
+    let cache = TestCache::small(&["--cos", "off", "--backup-interval", "300ms"]).await;
     let client = cache.client(4, 2).await;
     let data = random_bytes(50_000);
     client.put("periodic", data.clone()).await.expect("put");
@@ -275,7 +279,7 @@ async fn periodic_backups_run_and_hand_over() {
 async fn an_abandoned_backup_request_does_not_wedge_the_node() {
     use tokio::io::AsyncWriteExt;
 
-    let cache = TestCache::small(&[]).await;
+    let cache = TestCache::small(MEMORY_ONLY).await;
     let client = cache.client(4, 2).await;
     client.put("kept", random_bytes(10_000)).await.expect("put");
 

@@ -1,4 +1,6 @@
-//! LRU eviction of whole objects when the pool is full.
+//! A full pool: least recently used objects leave memory whole. Without the
+//! object store (InfiniCache) they are gone; with it they go cold and are
+//! still read, from the store.
 
 use infinicache_tests::harness::{TestCache, random_bytes};
 
@@ -6,6 +8,8 @@ use infinicache_tests::harness::{TestCache, random_bytes};
 async fn least_recently_used_objects_are_evicted_whole() {
     // 4 nodes with 8 MiB of room each (128 MB functions keeping 120 MB back).
     let cache = TestCache::start(&[
+        "--cos",
+        "off",
         "--pool-size",
         "4",
         "--data-shards",
@@ -61,5 +65,39 @@ async fn least_recently_used_objects_are_evicted_whole() {
         client.exists("c").await.expect("exists"),
         "a refused PUT must not evict"
     );
+    cache.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_object_store_evicted_objects_go_cold_and_stay_readable() {
+    let cache = TestCache::start(&[
+        "--cos-write-mode",
+        "sync",
+        "--pool-size",
+        "4",
+        "--data-shards",
+        "2",
+        "--parity-shards",
+        "2",
+        "--node-memory-mb",
+        "128",
+        "--node-reserved-mb",
+        "120",
+    ])
+    .await;
+    let client = cache.client(2, 2).await;
+    let objects: Vec<_> = (0..3)
+        .map(|i| (format!("o{i}"), random_bytes(6 * 1024 * 1024 + i)))
+        .collect();
+    for (key, value) in &objects {
+        client.put(key.as_str(), value.clone()).await.expect("put");
+    }
+    let status = cache.status().await;
+    assert_eq!(status["window"]["cold_objects"], 1, "o0 left memory");
+    assert_eq!(status["objects"], 3, "but not the cache");
+    for (key, value) in &objects {
+        let got = client.get(key.as_str()).await.expect("get");
+        assert!(got.as_ref() == Some(value), "{key} changed");
+    }
     cache.stop().await;
 }

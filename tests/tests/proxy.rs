@@ -86,7 +86,16 @@ async fn keys_spread_over_several_proxies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_nodes_are_warmed_up_periodically() {
-    let cache = TestCache::start(&["--pool-size", "12", "--warmup-interval", "300ms"]).await;
+    // The whole pool in use (no elastic window, which keeps functions free
+    // until data needs them, and does not warm free ones).
+    let cache = TestCache::start(&[
+        "--no-window",
+        "--pool-size",
+        "12",
+        "--warmup-interval",
+        "300ms",
+    ])
+    .await;
     // No client traffic at all: every invocation is a warm-up.
     let mut warmed = std::collections::HashSet::new();
     for _ in 0..100 {

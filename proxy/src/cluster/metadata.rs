@@ -14,6 +14,8 @@ use infinicache::protocol::{ChunkId, ErrorCode, ErrorReply, Key, stored_chunk_co
 use lru::LruCache;
 use tokio::sync::oneshot;
 
+use super::window::{Rolled, Tier, Window};
+
 /// Index of a node in the pool.
 pub type NodeId = u32;
 
@@ -33,9 +35,15 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
-    /// Chunks known to be gone.
+    /// Chunks not in function memory: lost with their node, or cold (only
+    /// in the object store).
     pub fn lost(&self) -> usize {
         self.placement.iter().filter(|node| node.is_none()).count()
+    }
+
+    /// Whether no chunk is in function memory.
+    pub fn is_cold(&self) -> bool {
+        self.placement.iter().all(Option::is_none)
     }
 }
 
@@ -144,6 +152,14 @@ pub struct Metadata {
     /// Rebuilt chunks being stored (see [`Metadata::place_repair`]) and the
     /// room reserved for each.
     repairs: HashMap<ChunkLoc, u64>,
+    /// Which nodes take new data, and which are released.
+    window: Window,
+    /// Whether the object store keeps every object: then an object evicted
+    /// from memory (or whose bucket expired) stays visible, *cold*, and is
+    /// read back from the store; without it, eviction forgets the object.
+    cold_tier: bool,
+    /// The newest bucket grows once this fraction of its memory is taken.
+    grow_threshold: f64,
 }
 
 /// Versions start from the clock (milliseconds since the Unix epoch, times
@@ -161,9 +177,31 @@ fn first_version() -> u64 {
 }
 
 impl Metadata {
-    /// Empty metadata for `pool_size` nodes of `capacity` bytes each.
+    /// Empty metadata for `pool_size` nodes of `capacity` bytes each, all
+    /// in one fixed bucket, with no object store under them.
     pub fn new(pool_size: usize, capacity: u64) -> Self {
+        Metadata::with_window(
+            pool_size,
+            capacity,
+            Window::fixed(pool_size, Instant::now()),
+            false,
+            1.0,
+        )
+    }
+
+    /// Empty metadata placing data as `window` says; with `cold_tier`, an
+    /// object store keeps every object (see [`Metadata::cold_tier`]).
+    pub fn with_window(
+        pool_size: usize,
+        capacity: u64,
+        window: Window,
+        cold_tier: bool,
+        grow_threshold: f64,
+    ) -> Self {
         Metadata {
+            window,
+            cold_tier,
+            grow_threshold,
             objects: LruCache::unbounded(),
             pending: HashMap::new(),
             nodes: vec![NodeUsage { used: 0, capacity }; pool_size],
@@ -200,7 +238,7 @@ impl Metadata {
             }
             let chunk_cost = stored_chunk_cost(key.len(), header.body_len());
             let mut evicted = Vec::new();
-            let placement = self.place(total, chunk_cost, &mut evicted)?;
+            let placement = self.place(total, chunk_cost, &mut evicted, now)?;
             let mut evictions = vec![Vec::new(); total];
             for chunk in evicted {
                 match placement.iter().position(|&node| node == chunk.node) {
@@ -378,13 +416,16 @@ impl Metadata {
         }
     }
 
-    /// Chooses `total` distinct nodes with room for a chunk each, evicting
-    /// least recently used objects until they exist, and reserves the room.
+    /// Chooses `total` distinct nodes of the newest bucket with room for a
+    /// chunk each and reserves the room. Until they exist, the bucket grows
+    /// (free functions first, then the oldest bucket's, recycled early) and,
+    /// as a last resort, the least recently used objects leave memory.
     fn place(
         &mut self,
         total: usize,
         chunk_cost: u64,
         evicted: &mut Vec<ChunkLoc>,
+        now: Instant,
     ) -> Result<Vec<NodeId>, ErrorReply> {
         let fits = |usage: &NodeUsage| usage.capacity.saturating_sub(usage.used) >= chunk_cost;
         if self
@@ -399,25 +440,43 @@ impl Metadata {
                 format!("a chunk of {chunk_cost} bytes does not fit on {total} nodes of this pool"),
             ));
         }
+        self.window.roll(now);
         loop {
-            let candidates = self.nodes.iter().filter(|usage| fits(usage)).count();
+            let candidates = self
+                .window
+                .newest()
+                .iter()
+                .filter(|&&node| fits(&self.nodes[node as usize]))
+                .count();
             if candidates >= total {
                 break;
             }
-            let Some((key, object)) = self.objects.pop_lru() else {
+            if self.window.grow(total - candidates, now) > 0 {
+                continue;
+            }
+            let recycled = self.window.recycle_oldest();
+            if !recycled.is_empty() {
+                tracing::debug!(nodes = ?recycled, "recycling the oldest bucket early");
+                evicted.extend(self.release_nodes(&recycled));
+                continue;
+            }
+            if !self.evict_one(evicted) {
                 return Err(ErrorReply::new(
                     ErrorCode::TooLarge,
                     "the pool has no room for this object even when empty",
                 ));
-            };
-            tracing::debug!(%key, version = object.version, "evicting least recently used object");
-            evicted.extend(self.release(&key, &object));
+            }
         }
         // Emptiest nodes first; ties rotate so equal nodes share the load.
+        let newest = self.window.newest().to_vec();
         let n = self.nodes.len();
         let rotation = self.rotation;
         self.rotation = (self.rotation + 1) % n;
-        let mut order: Vec<usize> = (0..n).filter(|&i| fits(&self.nodes[i])).collect();
+        let mut order: Vec<usize> = newest
+            .iter()
+            .map(|&node| node as usize)
+            .filter(|&i| fits(&self.nodes[i]))
+            .collect();
         order.sort_by_key(|&i| {
             let usage = self.nodes[i];
             (
@@ -429,7 +488,124 @@ impl Metadata {
         for &i in &order {
             self.nodes[i].used += chunk_cost;
         }
+        self.grow_if_full(now);
         Ok(order.into_iter().map(|i| i as NodeId).collect())
+    }
+
+    /// Grows the newest bucket by a step once its occupancy crosses the
+    /// threshold, so the next objects find room without evicting.
+    fn grow_if_full(&mut self, now: Instant) {
+        let (used, capacity) = self
+            .window
+            .newest()
+            .iter()
+            .filter_map(|&node| self.nodes.get(node as usize))
+            .fold((0u64, 0u64), |(used, capacity), usage| {
+                (used + usage.used, capacity + usage.capacity)
+            });
+        if capacity > 0 && used as f64 >= self.grow_threshold * capacity as f64 {
+            let added = self.window.grow(0, now);
+            if added > 0 {
+                tracing::debug!(added, used, capacity, "the newest bucket grew");
+            }
+        }
+    }
+
+    /// Takes the least recently used object with chunks on the newest
+    /// bucket's nodes out of memory: cold (still visible, read from the
+    /// object store) with a cold tier, forgotten without one. Returns
+    /// whether there was one.
+    fn evict_one(&mut self, evicted: &mut Vec<ChunkLoc>) -> bool {
+        let newest: HashSet<NodeId> = self.window.newest().iter().copied().collect();
+        let victim = self
+            .objects
+            .iter()
+            .rev()
+            .find(|(_, object)| {
+                object
+                    .placement
+                    .iter()
+                    .any(|node| node.is_some_and(|node| newest.contains(&node)))
+            })
+            .map(|(key, _)| key.clone());
+        let Some(key) = victim else {
+            return false;
+        };
+        if self.cold_tier {
+            let Some(object) = self.objects.peek(&key).cloned() else {
+                return false;
+            };
+            tracing::debug!(%key, version = object.version, "least recently used object goes cold");
+            evicted.extend(self.release(&key, &object));
+            if let Some(object) = self.objects.peek_mut(&key) {
+                object.placement.iter_mut().for_each(|slot| *slot = None);
+            }
+        } else if let Some(object) = self.objects.pop(&key) {
+            tracing::debug!(%key, version = object.version, "evicting least recently used object");
+            evicted.extend(self.release(&key, &object));
+        }
+        true
+    }
+
+    /// Chunks on `released` nodes (their bucket expired or was recycled) go
+    /// cold; the nodes' usage is recomputed. Returns the chunks, to drop
+    /// from the nodes if they are used again.
+    fn release_nodes(&mut self, released: &[NodeId]) -> Vec<ChunkLoc> {
+        let released_set: HashSet<NodeId> = released.iter().copied().collect();
+        let mut chunks = Vec::new();
+        for (key, object) in self.objects.iter_mut() {
+            for (index, slot) in object.placement.iter_mut().enumerate() {
+                if let Some(node) = *slot
+                    && released_set.contains(&node)
+                {
+                    *slot = None;
+                    chunks.push(ChunkLoc {
+                        node,
+                        key: key.clone(),
+                        version: object.version,
+                        index: index as u8,
+                    });
+                }
+            }
+        }
+        for &node in released {
+            self.recompute_usage(node);
+        }
+        chunks
+    }
+
+    /// Expires the buckets past the available window: their nodes are
+    /// released and their chunks go cold (the object store keeps them).
+    pub fn expire_window(&mut self, now: Instant) -> Rolled {
+        let rolled = self.window.expire(now);
+        if !rolled.released.is_empty() {
+            let released = rolled.released.clone();
+            self.release_nodes(&released);
+        }
+        rolled
+    }
+
+    /// The window of deployments.
+    pub fn window(&self) -> &Window {
+        &self.window
+    }
+
+    /// The tier of `node` at `now`.
+    pub fn tier(&self, node: NodeId, now: Instant) -> Tier {
+        self.window.tier(node, now)
+    }
+
+    /// Whether evicted objects stay visible, read from the object store.
+    pub fn cold_tier(&self) -> bool {
+        self.cold_tier
+    }
+
+    /// Objects with no chunk in function memory.
+    pub fn cold_objects(&self) -> usize {
+        self.objects
+            .iter()
+            .filter(|(_, object)| object.is_cold())
+            .count()
     }
 
     /// Returns an object's room to its nodes; lists its chunks to drop.
@@ -584,6 +760,10 @@ impl Metadata {
     /// too early): take it, unless the node already holds another chunk of
     /// that object.
     fn adopt(&mut self, node: NodeId, id: &ChunkId) -> bool {
+        // A released node's chunks are not counted on: it gets no warm-ups.
+        if !self.window.contains(node) {
+            return false;
+        }
         let Some(object) = self.objects.peek_mut(&id.key) else {
             return false;
         };
@@ -690,9 +870,10 @@ impl Metadata {
     }
 
     /// Picks and reserves a node for rebuilt chunk `index` of `key` at
-    /// `version`: the emptiest one with room that holds no other chunk of
-    /// the object. Returns where it goes; the reservation lasts until
-    /// [`Metadata::repaired`] or [`Metadata::unreserve`].
+    /// `version`: the emptiest one of the newest bucket with room that holds
+    /// no other chunk of the object (the bucket grows if none has). Returns
+    /// where it goes; the reservation lasts until [`Metadata::repaired`] or
+    /// [`Metadata::unreserve`].
     pub fn place_repair(&mut self, key: &Key, version: u64, index: u8) -> Option<ChunkLoc> {
         let object = self.objects.peek(key)?;
         if object.version != version {
@@ -706,24 +887,88 @@ impl Metadata {
                 .filter(|loc| loc.key == *key && loc.version == version)
                 .map(|loc| loc.node),
         );
-        let (node, usage) = self
-            .nodes
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, usage)| {
-                !taken.contains(&(*i as NodeId))
-                    && usage.capacity.saturating_sub(usage.used) >= cost
-            })
-            .max_by_key(|(i, usage)| (usage.capacity - usage.used, std::cmp::Reverse(*i)))?;
-        usage.used += cost;
+        let now = Instant::now();
+        self.window.roll(now);
+        let pick = |meta: &Self| {
+            meta.window
+                .newest()
+                .iter()
+                .copied()
+                .filter(|node| {
+                    !taken.contains(node)
+                        && meta.nodes.get(*node as usize).is_some_and(|usage| {
+                            usage.capacity.saturating_sub(usage.used) >= cost
+                        })
+                })
+                .max_by_key(|&node| {
+                    let usage = meta.nodes[node as usize];
+                    (usage.capacity - usage.used, std::cmp::Reverse(node))
+                })
+        };
+        let node = match pick(self) {
+            Some(node) => node,
+            None => {
+                self.window.grow(1, now);
+                pick(self)?
+            }
+        };
+        self.nodes[node as usize].used += cost;
         let loc = ChunkLoc {
-            node: node as NodeId,
+            node,
             key: key.clone(),
             version,
             index,
         };
         self.repairs.insert(loc.clone(), cost);
+        self.grow_if_full(now);
         Some(loc)
+    }
+
+    /// Chunks of `key` at `version` on nodes of degraded buckets, to move
+    /// forward to the newest bucket after a read.
+    pub fn degraded_chunks(&self, key: &Key, version: u64, now: Instant) -> Vec<ChunkLoc> {
+        let Some(object) = self.objects.peek(key) else {
+            return Vec::new();
+        };
+        if object.version != version {
+            return Vec::new();
+        }
+        object
+            .placement
+            .iter()
+            .enumerate()
+            .filter_map(|(index, node)| {
+                let node = (*node)?;
+                (self.window.tier(node, now) == Tier::Degraded).then(|| ChunkLoc {
+                    node,
+                    key: key.clone(),
+                    version,
+                    index: index as u8,
+                })
+            })
+            .collect()
+    }
+
+    /// A chunk placed by [`Metadata::place_repair`] is stored at `to` as a
+    /// copy of the one at `from` (moved forward): `to` holds it from now on
+    /// and `from`'s room is released. Returns `false` if the object changed
+    /// meanwhile (or the chunk is no longer at `from`): the reservation is
+    /// released and the copy must be dropped.
+    pub fn moved(&mut self, to: &ChunkLoc, from: NodeId) -> bool {
+        let Some(cost) = self.repairs.remove(to) else {
+            return false;
+        };
+        if let Some(object) = self.objects.peek_mut(&to.key)
+            && object.version == to.version
+            && let Some(slot) = object.placement.get_mut(usize::from(to.index))
+            && *slot == Some(from)
+        {
+            *slot = Some(to.node);
+            self.release_room(from, cost);
+            return true;
+        }
+        self.release_room(to.node, cost);
+        false
     }
 
     /// The rebuilt chunk `loc` (placed by [`Metadata::place_repair`]) is
@@ -733,7 +978,9 @@ impl Metadata {
         let Some(cost) = self.repairs.remove(loc) else {
             return false;
         };
-        if let Some(object) = self.objects.peek_mut(&loc.key)
+        // (A node released meanwhile gets no warm-ups: not a home.)
+        if self.window.contains(loc.node)
+            && let Some(object) = self.objects.peek_mut(&loc.key)
             && object.version == loc.version
             && let Some(slot) = object.placement.get_mut(usize::from(loc.index))
             && slot.is_none()
@@ -818,6 +1065,11 @@ impl Metadata {
     pub fn node_used(&self, node: NodeId) -> u64 {
         self.nodes.get(node as usize).map_or(0, |usage| usage.used)
     }
+
+    /// A node's capacity for chunks.
+    pub fn node_capacity(&self, node: NodeId) -> u64 {
+        self.nodes.get(node as usize).map_or(0, |usage| usage.capacity)
+    }
 }
 
 #[cfg(test)]
@@ -849,7 +1101,18 @@ mod tests {
         r: usize,
         len: usize,
     ) -> (u64, Vec<ChunkLoc>) {
-        let now = Instant::now();
+        put_at(meta, name, k, r, len, Instant::now())
+    }
+
+    /// [`put`] at `now`.
+    fn put_at(
+        meta: &mut Metadata,
+        name: &str,
+        k: usize,
+        r: usize,
+        len: usize,
+        now: Instant,
+    ) -> (u64, Vec<ChunkLoc>) {
         let mut version = 0;
         let mut garbage = Vec::new();
         let hs = headers(k, r, len);
@@ -1160,5 +1423,133 @@ mod tests {
         let result = meta.reconcile_node(1, &both, meta.commit_seq());
         assert_eq!((result.kept, result.garbage.len()), (1, 1));
         assert_eq!(result.garbage[0].index, 3);
+    }
+
+    fn window_settings() -> crate::cluster::window::WindowSettings {
+        crate::cluster::window::WindowSettings {
+            enabled: true,
+            bucket_length: std::time::Duration::from_secs(10),
+            active_buckets: 1,
+            available_buckets: 2,
+            grow_threshold: 0.9,
+        }
+    }
+
+    /// An elastic pool of `pool` nodes growing by 2 (k = 1, r = 1), each
+    /// node with room for `chunks` chunks of a 100-byte object.
+    fn elastic(pool: usize, chunks: u64) -> (Metadata, u64) {
+        let cost = stored_chunk_cost(1, headers(1, 1, 100)[0].body_len());
+        let window = Window::elastic(pool, 2, window_settings());
+        (
+            Metadata::with_window(pool, chunks * cost, window, true, 0.9),
+            cost,
+        )
+    }
+
+    fn nodes_of(meta: &Metadata, name: &str) -> Vec<NodeId> {
+        let object = meta.peek(&key(name)).expect("object");
+        object.placement.iter().flatten().copied().collect()
+    }
+
+    #[test]
+    fn the_newest_bucket_grows_by_a_step_when_nearly_full() {
+        let (mut meta, _) = elastic(6, 2);
+        let t0 = Instant::now();
+        put_at(&mut meta, "a", 1, 1, 100, t0);
+        assert_eq!(meta.window().functions(), 2, "the first bucket: one step");
+        assert_eq!(nodes_of(&meta, "a").len(), 2);
+        // Two chunks per node: the second object fills the bucket, which
+        // grows so the third finds room without evicting.
+        let (_, garbage) = put_at(&mut meta, "b", 1, 1, 100, t0);
+        assert!(garbage.is_empty());
+        assert_eq!(meta.window().functions(), 4);
+        let (_, garbage) = put_at(&mut meta, "c", 1, 1, 100, t0);
+        assert!(garbage.is_empty());
+        let c = nodes_of(&meta, "c");
+        assert!(c.iter().all(|&node| node >= 2), "on the new functions: {c:?}");
+        assert_eq!(meta.cold_objects(), 0);
+    }
+
+    #[test]
+    fn a_full_pool_with_an_object_store_makes_objects_cold_not_gone() {
+        let cost = stored_chunk_cost(1, headers(1, 1, 100)[0].body_len());
+        let mut meta = Metadata::with_window(2, cost, Window::fixed(2, Instant::now()), true, 1.0);
+        put(&mut meta, "a", 1, 1, 100);
+        let (_, garbage) = put(&mut meta, "b", 1, 1, 100);
+        assert_eq!(garbage.len(), 2, "a's chunks leave memory");
+        let a = meta.get(&key("a")).expect("a is still visible");
+        assert!(a.is_cold());
+        assert_eq!(meta.cold_objects(), 1);
+        assert_eq!(meta.node_used(0) + meta.node_used(1), 2 * cost);
+        // A repair brings it back (evicting b in turn).
+        assert!(meta.place_repair(&key("a"), a.version, 0).is_none(), "no room yet");
+    }
+
+    #[test]
+    fn expired_buckets_release_their_functions_and_their_objects_go_cold() {
+        let (mut meta, _) = elastic(4, 4);
+        let t0 = Instant::now();
+        put_at(&mut meta, "old", 1, 1, 100, t0);
+        let later = t0 + std::time::Duration::from_secs(10);
+        put_at(&mut meta, "new", 1, 1, 100, later);
+        let (old, new) = (nodes_of(&meta, "old"), nodes_of(&meta, "new"));
+        assert!(old.iter().all(|node| !new.contains(node)), "one bucket each");
+        assert_eq!(meta.tier(old[0], later), Tier::Degraded);
+        assert_eq!(meta.tier(new[0], later), Tier::Active);
+
+        let rolled = meta.expire_window(t0 + std::time::Duration::from_secs(20));
+        assert_eq!(rolled.expired, 1);
+        let mut released = rolled.released.clone();
+        released.sort_unstable();
+        assert_eq!(released, old);
+        assert!(meta.peek(&key("old")).expect("still visible").is_cold());
+        assert!(!meta.peek(&key("new")).expect("new").is_cold());
+        assert!(old.iter().all(|&node| meta.node_used(node) == 0));
+        assert_eq!(meta.tier(old[0], later), Tier::Free);
+    }
+
+    #[test]
+    fn degraded_chunks_move_forward_and_release_their_room() {
+        let (mut meta, cost) = elastic(4, 4);
+        let t0 = Instant::now();
+        let (version, _) = put_at(&mut meta, "a", 1, 1, 100, t0);
+        let later = t0 + std::time::Duration::from_secs(10);
+        put_at(&mut meta, "b", 1, 1, 100, later);
+        let degraded = meta.degraded_chunks(&key("a"), version, later);
+        assert_eq!(degraded.len(), 2);
+        let newest = meta.window().newest().to_vec();
+        for from in degraded {
+            let to = meta
+                .place_repair(&key("a"), version, from.index)
+                .expect("room in the newest bucket");
+            assert!(newest.contains(&to.node));
+            assert!(meta.moved(&to, from.node));
+            assert_eq!(meta.node_used(from.node), 0);
+            assert_eq!(meta.node_used(to.node), 2 * cost);
+        }
+        assert!(meta.degraded_chunks(&key("a"), version, later).is_empty());
+        // A stale move (the chunk is no longer where it was) is refused.
+        let to = meta.place_repair(&key("b"), version, 0);
+        assert!(to.is_none(), "b's version differs");
+    }
+
+    #[test]
+    fn a_chunk_rebuilt_onto_a_released_node_is_not_recorded() {
+        let (mut meta, _) = elastic(4, 4);
+        let t0 = Instant::now();
+        let (version, _) = put_at(&mut meta, "a", 1, 1, 100, t0);
+        let node = nodes_of(&meta, "a")[0];
+        assert!(meta.chunk_missing(&key("a"), version, 0, node) || meta.chunk_missing(&key("a"), version, 1, node));
+        let missing = meta
+            .peek(&key("a"))
+            .expect("a")
+            .placement
+            .iter()
+            .position(Option::is_none)
+            .expect("one lost") as u8;
+        let loc = meta.place_repair(&key("a"), version, missing).expect("room");
+        meta.expire_window(t0 + std::time::Duration::from_secs(60));
+        assert!(!meta.repaired(&loc), "its bucket expired meanwhile");
+        assert!(meta.peek(&key("a")).expect("a").is_cold());
     }
 }

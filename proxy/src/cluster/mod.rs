@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod node;
 pub mod reconcile;
 pub mod repair;
+pub mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use serde::Serialize;
 
 use self::ledger::Ledger;
 use self::metadata::{ChunkLoc, Finished, Metadata, NodeId};
+use self::window::{Tier, Window};
 use self::node::{
     Acquire, BackupRefused, BadToken, Failure, InvocationKind, NodeError, NodeLink, NodeSlot,
     NodeStatus, TokenRole,
@@ -68,6 +70,14 @@ pub struct Counters {
     pub chunks_restored: AtomicU64,
     /// Objects with fewer than `k` chunks left: gone.
     pub objects_lost: AtomicU64,
+    /// Chunks read back from the object store into function memory (lost
+    /// or cold ones), and their bytes: the recovery traffic.
+    pub chunks_recovered: AtomicU64,
+    pub bytes_recovered: AtomicU64,
+    /// Chunks moved forward from a degraded bucket after a read.
+    pub chunks_moved: AtomicU64,
+    /// Buckets of the elastic window expired (functions released).
+    pub buckets_expired: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -88,6 +98,10 @@ pub struct CounterValues {
     pub chunks_repaired: u64,
     pub chunks_restored: u64,
     pub objects_lost: u64,
+    pub chunks_recovered: u64,
+    pub bytes_recovered: u64,
+    pub chunks_moved: u64,
+    pub buckets_expired: u64,
 }
 
 impl Counters {
@@ -109,6 +123,10 @@ impl Counters {
             chunks_repaired: get(&self.chunks_repaired),
             chunks_restored: get(&self.chunks_restored),
             objects_lost: get(&self.objects_lost),
+            chunks_recovered: get(&self.chunks_recovered),
+            bytes_recovered: get(&self.bytes_recovered),
+            chunks_moved: get(&self.chunks_moved),
+            buckets_expired: get(&self.buckets_expired),
         }
     }
 
@@ -156,8 +174,22 @@ impl Cluster {
         let nodes = (0..config.pool_size)
             .map(|i| NodeSlot::new(i as NodeId, config.function_name(i)))
             .collect();
+        // The window only makes sense over an object store: without one,
+        // releasing a bucket's functions would lose its objects.
+        let window = if durable.is_some() && config.window.enabled {
+            Window::elastic(config.pool_size, params.total_shards(), config.window.clone())
+        } else {
+            Window::fixed(config.pool_size, Instant::now())
+        };
+        let meta = Metadata::with_window(
+            config.pool_size,
+            config.node_capacity(),
+            window,
+            durable.is_some(),
+            config.window.grow_threshold,
+        );
         Arc::new(Cluster {
-            meta: Mutex::new(Metadata::new(config.pool_size, config.node_capacity())),
+            meta: Mutex::new(meta),
             nodes,
             invoker,
             node_addr,
@@ -487,9 +519,9 @@ impl Cluster {
                 durable.forget(key, version);
             }
         }
+        // Chunks of evicted objects are in there too: they leave memory only
+        // (cold in the object store, or forgotten without one).
         let garbage = std::mem::take(&mut finished.garbage);
-        // Evicted objects that were waiting to be dropped are in there too.
-        self.forget_versions(&garbage);
         self.drop_chunks(garbage);
     }
 
@@ -637,6 +669,21 @@ impl Cluster {
                 }
             }));
         }
+        if self.meta().window().is_elastic() {
+            let cluster = Arc::downgrade(self);
+            let period = (self.config.window.bucket_length / 10)
+                .clamp(Duration::from_millis(50), Duration::from_secs(10));
+            tasks.push(tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(period);
+                loop {
+                    ticker.tick().await;
+                    let Some(cluster) = cluster.upgrade() else {
+                        return;
+                    };
+                    cluster.expire_buckets();
+                }
+            }));
+        }
         let cluster = Arc::downgrade(self);
         let put_timeout = self.config.put_timeout;
         tasks.push(tokio::spawn(async move {
@@ -660,11 +707,41 @@ impl Cluster {
         tasks
     }
 
+    /// Expires the window's buckets that are past the available window:
+    /// their functions are released (no more warm-ups) and their chunks go
+    /// cold. A released node's memory is reconciled (its leftovers dropped)
+    /// if it is ever used again.
+    pub fn expire_buckets(&self) -> usize {
+        let rolled = self.meta().expire_window(Instant::now());
+        for &node in &rolled.released {
+            if let Ok(slot) = self.slot(node) {
+                slot.set_reconciled(false);
+            }
+        }
+        if rolled.expired > 0 {
+            Counters::add(&self.counters.buckets_expired, rolled.expired as u64);
+            tracing::info!(
+                buckets = rolled.expired,
+                functions = rolled.released.len(),
+                "buckets expired: functions released, their objects stay in the object store"
+            );
+        }
+        rolled.expired
+    }
+
     /// Invokes every node that has been idle for at least `idle_for`, so the
-    /// provider keeps its environment (and the chunks in it) alive.
+    /// provider keeps its environment (and the chunks in it) alive. Nodes of
+    /// degraded buckets are warmed less often, free ones not at all.
     pub fn warm_up(self: &Arc<Self>, idle_for: Duration) -> usize {
         let mut warmed = 0;
+        let now = Instant::now();
         for slot in &self.nodes {
+            let tier = self.meta().tier(slot.id(), now);
+            let idle_for = match tier {
+                Tier::Active => idle_for,
+                Tier::Degraded => idle_for * window::DEGRADED_WARMUP_FACTOR,
+                Tier::Free => continue,
+            };
             if slot.begin_warmup(idle_for) {
                 self.spawn_invocation(slot.id(), InvocationKind::Warmup, None);
                 warmed += 1;
@@ -675,7 +752,63 @@ impl Cluster {
     }
 }
 
+/// The elastic window as the status API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowStatus {
+    /// Whether the window is elastic (else: the whole pool is one bucket).
+    pub elastic: bool,
+    /// Oldest first.
+    pub buckets: Vec<BucketUsage>,
+    /// Functions in a bucket, and in none.
+    pub functions: usize,
+    pub free_functions: usize,
+    /// Chunk bytes reserved in function memory, over all nodes.
+    pub memory_used_bytes: u64,
+    /// Objects with no chunk in function memory (only in the store).
+    pub cold_objects: usize,
+}
+
+/// One bucket and its memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketUsage {
+    #[serde(flatten)]
+    pub bucket: window::BucketStatus,
+    pub used_bytes: u64,
+    pub capacity_bytes: u64,
+}
+
 impl Cluster {
+    /// The window's buckets, functions and memory.
+    pub fn window_status(&self) -> WindowStatus {
+        let meta = self.meta();
+        let window = meta.window();
+        let buckets = window
+            .buckets(Instant::now())
+            .into_iter()
+            .map(|bucket| {
+                let (used_bytes, capacity_bytes) =
+                    bucket.nodes.iter().fold((0, 0), |(used, capacity), &node| {
+                        (used + meta.node_used(node), capacity + meta.node_capacity(node))
+                    });
+                BucketUsage {
+                    bucket,
+                    used_bytes,
+                    capacity_bytes,
+                }
+            })
+            .collect();
+        WindowStatus {
+            elastic: window.is_elastic(),
+            buckets,
+            functions: window.functions(),
+            free_functions: window.free(),
+            memory_used_bytes: (0..self.nodes.len() as NodeId)
+                .map(|node| meta.node_used(node))
+                .sum(),
+            cold_objects: meta.cold_objects(),
+        }
+    }
+
     /// The codec for `params`, built once.
     pub(crate) fn codec(&self, params: CodecParams) -> Arc<ObjectCodec> {
         self.codecs

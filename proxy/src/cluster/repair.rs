@@ -17,11 +17,14 @@ use infinicache::codec::Chunk;
 use infinicache::protocol::{Key, NodeReply, NodeRequest};
 use thiserror::Error;
 
-use super::metadata::NodeId;
+use super::metadata::{ChunkLoc, NodeId};
 use super::{Cluster, Counters};
 
-/// Repairs running at once (more wait their turn).
-pub const MAX_CONCURRENT_REPAIRS: usize = 4;
+/// Repairs (and moves) running at once; more wait their turn. Each one
+/// reads and writes its chunks in parallel, so recovery from the object
+/// store keeps many node environments busy at once, as InfiniStore's
+/// parallel recovery does.
+pub const MAX_CONCURRENT_REPAIRS: usize = 8;
 
 /// Why a repair did not complete.
 #[derive(Debug, Error)]
@@ -119,14 +122,20 @@ impl Cluster {
             }
         }
 
-        // With a durable layer, a lost chunk is simply read back from it:
-        // one read instead of k, and no decoding.
+        // With a durable layer, a lost (or cold) chunk is simply read back
+        // from it: one read instead of k, and no decoding. All at once.
         let mut rebuilt: Vec<Chunk> = Vec::new();
+        let mut recovered: Vec<u8> = Vec::new();
         if let Some(durable) = self.durable() {
             let mut still_lost = Vec::new();
-            for index in lost {
-                match durable.fetch(key, version, index).await {
+            let mut reads: FuturesUnordered<_> = lost
+                .iter()
+                .map(|&index| async move { (index, durable.fetch(key, version, index).await) })
+                .collect();
+            while let Some((index, read)) = reads.next().await {
+                match read {
                     Ok(Some(chunk)) => {
+                        recovered.push(index);
                         survivors.push(chunk.clone());
                         rebuilt.push(chunk);
                     }
@@ -172,33 +181,138 @@ impl Cluster {
             return Ok(0);
         }
 
-        let mut repaired = 0;
+        // Every chunk gets its node first (one reservation each), then all
+        // are stored at once.
+        let mut stores = FuturesUnordered::new();
         for chunk in rebuilt {
-            let index = chunk.header.index;
-            let Some(loc) = self.meta().place_repair(key, version, index) else {
+            let Some(loc) = self.meta().place_repair(key, version, chunk.header.index) else {
                 tracing::debug!(%key, "no node has room for a rebuilt chunk");
                 break;
             };
-            let request = NodeRequest::Store {
-                key: key.clone(),
-                chunk,
-            };
-            match self.call(loc.node, &request).await {
-                Ok(NodeReply::Stored { .. }) => {
-                    if self.meta().repaired(&loc) {
-                        repaired += 1;
-                    } else {
-                        // Overwritten or deleted meanwhile.
-                        self.drop_chunks(vec![loc]);
-                    }
-                }
-                other => {
-                    tracing::debug!(%key, node = loc.node, reply = ?other.map(|_| ()), "could not store a rebuilt chunk");
-                    self.meta().unreserve(&loc);
+            let from_cos = recovered.contains(&chunk.header.index);
+            stores.push(self.store_placed(loc, chunk, from_cos));
+        }
+        let mut repaired = 0;
+        while let Some(stored) = stores.next().await {
+            if let Some(loc) = stored {
+                if self.meta().repaired(&loc) {
+                    repaired += 1;
+                } else {
+                    // Overwritten or deleted meanwhile.
+                    self.drop_chunks(vec![loc]);
                 }
             }
         }
         Counters::add(&self.counters.chunks_repaired, repaired as u64);
         Ok(repaired)
+    }
+
+    /// Stores `chunk` where `loc` (a reservation) says; gives the
+    /// reservation back if it cannot. Counts chunks recovered from the
+    /// object store.
+    async fn store_placed(
+        self: &Arc<Self>,
+        loc: ChunkLoc,
+        chunk: Chunk,
+        from_cos: bool,
+    ) -> Option<ChunkLoc> {
+        let bytes = chunk.body.len() as u64;
+        let request = NodeRequest::Store {
+            key: loc.key.clone(),
+            chunk,
+        };
+        match self.call(loc.node, &request).await {
+            Ok(NodeReply::Stored { .. }) => {
+                if from_cos {
+                    Counters::add(&self.counters.chunks_recovered, 1);
+                    Counters::add(&self.counters.bytes_recovered, bytes);
+                }
+                Some(loc)
+            }
+            other => {
+                tracing::debug!(key = %loc.key, node = loc.node, reply = ?other.map(|_| ()),
+                    "could not store a chunk");
+                self.meta().unreserve(&loc);
+                None
+            }
+        }
+    }
+
+    /// Moves the chunks of `key` at `version` that sit in degraded buckets
+    /// forward to the newest one, in the background (an object read is
+    /// likely to be read again: it should stay warm). Shares the repairs'
+    /// bound and their one-job-per-object rule.
+    pub fn request_move(self: &Arc<Self>, key: Key, version: u64) {
+        if self
+            .meta()
+            .degraded_chunks(&key, version, std::time::Instant::now())
+            .is_empty()
+            || !self.repairing.lock().insert(key.clone())
+        {
+            return;
+        }
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            if let Ok(_permit) = cluster.repair_permits.clone().acquire_owned().await {
+                let moved = cluster.move_forward(&key, version).await;
+                if moved > 0 {
+                    tracing::debug!(%key, version, chunks = moved, "moved forward");
+                }
+            }
+            cluster.repairing.lock().remove(&key);
+        });
+    }
+
+    /// Copies each degraded chunk of the object to a node of the newest
+    /// bucket, then drops the original. Returns how many moved.
+    async fn move_forward(self: &Arc<Self>, key: &Key, version: u64) -> usize {
+        let degraded = self
+            .meta()
+            .degraded_chunks(key, version, std::time::Instant::now());
+        let mut moves = FuturesUnordered::new();
+        for from in degraded {
+            let Some(to) = self.meta().place_repair(key, version, from.index) else {
+                break;
+            };
+            let cluster = self.clone();
+            moves.push(async move {
+                let request = NodeRequest::Fetch {
+                    key: from.key.clone(),
+                    version,
+                    index: from.index,
+                };
+                let chunk = match cluster.call(from.node, &request).await {
+                    Ok(NodeReply::Chunk(chunk))
+                        if chunk.header.version == version
+                            && chunk.header.index == from.index
+                            && chunk.verify().is_ok() =>
+                    {
+                        chunk
+                    }
+                    other => {
+                        tracing::debug!(key = %from.key, node = from.node, reply = ?other.map(|_| ()),
+                            "could not read a chunk to move");
+                        cluster.meta().unreserve(&to);
+                        return false;
+                    }
+                };
+                let Some(to) = cluster.store_placed(to, chunk, false).await else {
+                    return false;
+                };
+                if cluster.meta().moved(&to, from.node) {
+                    cluster.drop_chunks(vec![from]);
+                    true
+                } else {
+                    cluster.drop_chunks(vec![to]);
+                    false
+                }
+            });
+        }
+        let mut moved = 0;
+        while let Some(done) = moves.next().await {
+            moved += usize::from(done);
+        }
+        Counters::add(&self.counters.chunks_moved, moved as u64);
+        moved
     }
 }

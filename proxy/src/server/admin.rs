@@ -1,7 +1,8 @@
 //! The admin/status API: JSON over HTTP on its own listener.
 //!
-//! - `GET  /status`: node states, counters, objects, and what the
-//!   invocations cost by purpose (serve, warm-up, backup);
+//! - `GET  /status`: node states, counters, objects, what the invocations
+//!   cost by purpose (serve, warm-up, backup), and the elastic window
+//!   (buckets, functions in use, memory, cold objects);
 //! - `POST /warmup`: a warm-up round now (nodes idle for any time);
 //! - `POST /backup`: a delta-sync round now; answers when it is done.
 //!
@@ -20,7 +21,7 @@ use serde::Serialize;
 use crate::cluster::backup::BackupRound;
 use crate::cluster::ledger::KindTotals;
 use crate::cluster::node::NodeStatus;
-use crate::cluster::{Cluster, CounterValues};
+use crate::cluster::{Cluster, CounterValues, WindowStatus};
 
 /// `GET /status`.
 #[derive(Debug, Serialize)]
@@ -31,6 +32,8 @@ pub struct Status {
     pub counters: CounterValues,
     /// By invocation purpose: `serve`, `warmup`, `backup`.
     pub billing: BTreeMap<&'static str, KindTotals>,
+    /// The elastic window of deployments.
+    pub window: WindowStatus,
 }
 
 /// `POST /warmup`.
@@ -48,11 +51,16 @@ pub fn routes(cluster: Arc<Cluster>) -> Router {
 }
 
 async fn status(State(cluster): State<Arc<Cluster>>) -> Json<Status> {
+    // One metadata lock at a time: a guard taken inside the struct literal
+    // below would live until the end of the statement.
+    let objects = cluster.meta().len();
+    let window = cluster.window_status();
     Json(Status {
-        objects: cluster.meta().len(),
+        objects,
         nodes: cluster.status(),
         counters: cluster.counters.snapshot(),
         billing: cluster.ledger.snapshot(),
+        window,
     })
 }
 

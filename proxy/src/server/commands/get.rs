@@ -35,7 +35,11 @@ pub async fn apply(cluster: Arc<Cluster>, key: Key, replies: Replies) {
     }
 
     if object.lost() > 0 {
+        // Lost chunks, or a cold object: bring them back into memory.
         cluster.request_repair(key.clone(), version);
+    } else {
+        // Read from a degraded bucket: move it forward (if it is in one).
+        cluster.request_move(key.clone(), version);
     }
     let mut fetches: FuturesUnordered<BoxFuture<'static, ClientReply>> = FuturesUnordered::new();
     for (index, node) in object.placement.iter().copied().enumerate() {

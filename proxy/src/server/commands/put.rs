@@ -31,9 +31,8 @@ async fn store(cluster: &Arc<Cluster>, put: PutChunk) -> Result<u64, ErrorReply>
     let joined = cluster
         .meta()
         .join_put(&key, put_id, &header, Instant::now())?;
-    // Evicted objects leave the cache entirely (the COS too, for now).
-    cluster.forget_versions(&joined.drop_later);
-    cluster.forget_versions(&joined.drop_first);
+    // Evicted objects leave function memory only: with the object store
+    // they stay visible, cold, and are read back from it.
     cluster.drop_chunks(joined.drop_later);
     for evicted in joined.drop_first {
         cluster.drop_chunk(evicted).await;
