@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests and benchmarks.
 
 pub mod harness;
+pub mod linearizability;
 pub mod ministack;
 
 use std::path::PathBuf;
