@@ -5,7 +5,7 @@ VENV := .venv
 MINISTACK_VERSION := 1.5.33
 MINISTACK := $(VENV)/bin/ministack
 
-.PHONY: run test lint bench availability
+.PHONY: run test lint bench availability elasticity
 
 ## Run the cache: proxy + local Lambda platform + cache nodes (release build).
 ## Extra proxy flags: make run ARGS="--pool-size 24"
@@ -46,3 +46,12 @@ bench:
 availability:
 	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-experiments
 	./target/release/availability $(ARGS)
+
+## The elasticity experiment: a data set growing then shrinking over scaled
+## time on the elastic window (functions, memory, billed GB-s, recovery
+## throughput from the COS); writes a table, CSVs and SVGs to
+## target/experiments/elasticity.
+## Options: make elasticity ARGS="--grow-hours 2 --time-scale 120"
+elasticity:
+	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-experiments
+	./target/release/elasticity $(ARGS)

@@ -12,3 +12,4 @@
 
 pub mod availability;
 pub mod chart;
+pub mod elasticity;

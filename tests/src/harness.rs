@@ -253,6 +253,18 @@ impl Drop for TestCache {
 
 /// A minimal HTTP/1.1 request (`Connection: close`); returns status and body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    // A wedged server fails the test instead of hanging it.
+    tokio::time::timeout(HTTP_TIMEOUT, http_exchange(addr, method, path, body))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("{method} http://{addr}{path}: no answer within {HTTP_TIMEOUT:?}")
+        })
+}
+
+/// The longest an admin request may take (a backup round included).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn http_exchange(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

@@ -362,16 +362,11 @@ async fn concurrent_clients_see_one_linearizable_register_per_key() {
     for error in &errors {
         println!("    {error}");
     }
-    // Every node is up: PUTs and DELETEs never fail. A GET may, rarely: one
-    // that began reading a version just replaced or deleted by another
-    // client can find its chunks already dropped ("no longer holds the
-    // chunk"). It then fails rather than returning anything, which is
-    // consistent (a failed read observes nothing) if not ideal; more than a
-    // few would mean something else is wrong.
-    let (reads, others): (Vec<&String>, Vec<&String>) =
-        errors.iter().partition(|error| error.contains(": GET "));
+    // Every node is up: nothing fails. In particular a GET racing a PUT or
+    // DELETE of its key keeps the version it announced readable (its read
+    // lease holds back the clean-up of that version until it is done).
     assert!(
-        others.is_empty() && reads.len() <= CLIENTS * OPS_PER_CLIENT / 50,
+        errors.is_empty(),
         "seed {}: {} operations failed with every node up:\n{}",
         run.seed,
         errors.len(),

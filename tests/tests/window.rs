@@ -53,7 +53,10 @@ async fn the_window_grows_in_steps_of_k_plus_r_as_data_arrives() {
     assert_eq!(seen[0], STEP, "the first object opens one step");
     assert!(seen.windows(2).all(|pair| pair[0] <= pair[1]), "{seen:?}");
     let last = *seen.last().unwrap_or(&0);
-    assert!(last >= 3 * STEP, "36 MiB of chunks need more than 24 MiB: {seen:?}");
+    assert!(
+        last >= 3 * STEP,
+        "36 MiB of chunks need more than 24 MiB: {seen:?}"
+    );
 
     // Every object is intact, and none had to leave memory.
     for (key, value) in &objects {
@@ -62,7 +65,10 @@ async fn the_window_grows_in_steps_of_k_plus_r_as_data_arrives() {
     }
     let status = cache.status().await;
     assert_eq!(window(&status)["cold_objects"], 0);
-    let buckets = window(&status)["buckets"].as_array().cloned().unwrap_or_default();
+    let buckets = window(&status)["buckets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(buckets.len(), 1, "one bucket length has not passed");
     cache.stop().await;
 }
@@ -136,9 +142,15 @@ async fn an_object_read_from_a_degraded_bucket_moves_to_the_newest() {
     let old = random_bytes(100_000);
     client.put("old", old.clone()).await.expect("put old");
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    client.put("new", random_bytes(1_000)).await.expect("put new");
+    client
+        .put("new", random_bytes(1_000))
+        .await
+        .expect("put new");
     let status = cache.status().await;
-    let buckets = window(&status)["buckets"].as_array().cloned().unwrap_or_default();
+    let buckets = window(&status)["buckets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(buckets.len(), 2, "a bucket length passed: {buckets:?}");
     assert_eq!(buckets[0]["tier"], "degraded");
 
@@ -150,7 +162,10 @@ async fn an_object_read_from_a_degraded_bucket_moves_to_the_newest() {
     .await;
     // The old bucket holds nothing any more; the object is intact.
     let status = cache.status().await;
-    let buckets = window(&status)["buckets"].as_array().cloned().unwrap_or_default();
+    let buckets = window(&status)["buckets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(buckets[0]["used_bytes"], 0, "{buckets:?}");
     let got = client.get("old").await.expect("get old again");
     assert!(got.as_ref() == Some(&old));

@@ -86,7 +86,7 @@ impl Durable {
         live: Arc<dyn Liveness>,
     ) -> Result<(), CosError> {
         let object = layout::chunk_key(key, chunk.header.version, chunk.header.index);
-        let body = layout::encode_chunk(chunk);
+        let body = layout::encode_chunk(key, chunk);
         match self.mode {
             WriteMode::Sync => self.cos.put(&object, body, true).await,
             WriteMode::Async => {
@@ -155,7 +155,9 @@ impl Durable {
     }
 
     /// Reads chunk `index` of `key` at `version` back from the COS; `None`
-    /// if it is not there (not persisted yet, or gone).
+    /// if it is not there (not persisted yet, or gone). An object under that
+    /// name holding another key's chunk (two long keys sharing a digest) is
+    /// not there either: it is logged and never returned.
     pub async fn fetch(
         &self,
         key: &Key,
@@ -163,23 +165,33 @@ impl Durable {
         index: u8,
     ) -> Result<Option<Chunk>, CosError> {
         let object = layout::chunk_key(key, version, index);
-        match self.cos.get(&object).await? {
-            Some(bytes) => {
-                let chunk = layout::decode_chunk(bytes)?;
-                if chunk.header.version != version || chunk.header.index != index {
-                    return Err(CosError::Corrupt(format!(
-                        "{object} holds chunk {} of version {}",
-                        chunk.header.index, chunk.header.version
-                    )));
-                }
-                Ok(Some(chunk))
-            }
-            None => Ok(None),
+        let Some(bytes) = self.cos.get(&object).await? else {
+            return Ok(None);
+        };
+        let stored = layout::decode_chunk(bytes)?;
+        if !stored.belongs_to(key) {
+            tracing::warn!(
+                %key,
+                %object,
+                stored_key_len = stored.key.as_ref().map(Key::len),
+                "the object store holds another key's chunk under this key's name; ignoring it"
+            );
+            return Ok(None);
         }
+        let chunk = stored.chunk;
+        if chunk.header.version != version || chunk.header.index != index {
+            return Err(CosError::Corrupt(format!(
+                "{object} holds chunk {} of version {}",
+                chunk.header.index, chunk.header.version
+            )));
+        }
+        Ok(Some(chunk))
     }
 
     /// Removes every chunk of `key` at `version` from the COS (an
-    /// overwritten or deleted version), in the background.
+    /// overwritten or deleted version), in the background. The version's
+    /// prefix ends in `/`, so it covers no other key's chunks (nor, versions
+    /// being unique across keys, those of a key sharing a long key's digest).
     pub fn forget(&self, key: Key, version: u64) {
         let cos = self.cos.clone();
         tokio::spawn(async move {
@@ -197,5 +209,83 @@ impl Durable {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use infinicache::codec::CodecParams;
+
+    use super::*;
+    use crate::cos::layout::MAX_HEX_KEY_LEN;
+
+    fn chunk(version: u64, index: u8) -> Chunk {
+        let params = CodecParams::new(2, 1).expect("params");
+        Chunk::new(params, index, 6, version, Bytes::from_static(b"abc"))
+    }
+
+    #[tokio::test]
+    async fn durable_fetch_returns_only_the_requested_keys_chunks() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let cos = Cos::dir(dir.path().to_path_buf()).expect("directory store");
+        let durable = Durable::new(cos.clone(), WriteMode::Sync, 1 << 20);
+        let long = Key::try_from(vec![b'k'; MAX_HEX_KEY_LEN + 40]).expect("key");
+        let other = Key::try_from(vec![b'j'; MAX_HEX_KEY_LEN + 40]).expect("key");
+        let short = Key::try_from("short").expect("key");
+        for key in [&long, &short] {
+            cos.put(
+                &layout::chunk_key(key, 5, 1),
+                layout::encode_chunk(key, &chunk(5, 1)),
+                true,
+            )
+            .await
+            .expect("put");
+        }
+        for key in [&long, &short] {
+            assert_eq!(
+                durable.fetch(key, 5, 1).await.expect("fetch"),
+                Some(chunk(5, 1))
+            );
+            assert_eq!(durable.fetch(key, 5, 0).await.expect("fetch"), None);
+        }
+
+        // Another key's chunk under this key's name (what a digest collision
+        // would do) is absent, not data.
+        cos.put(
+            &layout::chunk_key(&other, 5, 1),
+            layout::encode_chunk(&long, &chunk(5, 1)),
+            true,
+        )
+        .await
+        .expect("put");
+        assert_eq!(durable.fetch(&other, 5, 1).await.expect("fetch"), None);
+
+        // A chunk stored in format 1 (the bare chunk) is still read under a
+        // key's hex name, never under a digest.
+        let mut bare = bytes::BytesMut::new();
+        chunk(6, 0).write_to(&mut bare);
+        for key in [&short, &long] {
+            cos.put(&layout::chunk_key(key, 6, 0), bare.clone().freeze(), true)
+                .await
+                .expect("put");
+        }
+        assert_eq!(
+            durable.fetch(&short, 6, 0).await.expect("fetch"),
+            Some(chunk(6, 0))
+        );
+        assert_eq!(durable.fetch(&long, 6, 0).await.expect("fetch"), None);
+
+        // A chunk of another version under this name is corrupt.
+        cos.put(
+            &layout::chunk_key(&short, 7, 0),
+            layout::encode_chunk(&short, &chunk(8, 0)),
+            true,
+        )
+        .await
+        .expect("put");
+        assert!(matches!(
+            durable.fetch(&short, 7, 0).await,
+            Err(CosError::Corrupt(_))
+        ));
     }
 }

@@ -4,8 +4,16 @@
 //! This is plain synchronous state behind one lock, kept free of I/O: every
 //! method returns what must be done on the network (chunks to drop, waiters
 //! to answer) and the caller does it after releasing the lock.
+//!
+//! Objects may carry an expiry (set by the RESP frontend's `SET ... EX`): an
+//! expired object is invisible to the frontends, and an index ordered by
+//! expiry time lets the sweep find expired objects and `DBSIZE` count live
+//! ones without scanning every object. PUTs may also carry a condition
+//! (`SET NX` / `SET XX`), checked under this lock when the PUT starts and
+//! again when it commits, so conditional PUTs are atomic against concurrent
+//! PUTs of the same key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use infinicache::CodecParams;
@@ -32,9 +40,20 @@ pub struct ObjectMeta {
     /// Commit order: objects committed before a reconciliation started are
     /// the ones its node inventory can speak for.
     pub commit_seq: u64,
+    /// When the object expires (milliseconds since the Unix epoch), if ever.
+    /// Absolute wall-clock time, like Redis's, so it means the same after a
+    /// proxy restart.
+    pub expires_at: Option<u64>,
 }
 
 impl ObjectMeta {
+    /// Whether the object has expired at `now_ms` (milliseconds since the
+    /// Unix epoch). As in Redis, an object expiring at `t` is still visible
+    /// during millisecond `t` itself.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|at| at < now_ms)
+    }
+
     /// Chunks not in function memory: lost with their node, or cold (only
     /// in the object store).
     pub fn lost(&self) -> usize {
@@ -73,6 +92,55 @@ pub struct ChunkLoc {
 /// The outcome a PUT's chunk requests wait for.
 pub type PutOutcome = Result<u64, ErrorReply>;
 
+/// The error code of a conditional PUT whose condition did not hold. It is
+/// internal to the proxy and never sent on the wire: only the RESP frontend
+/// makes conditional PUTs, and it answers such a PUT with a null reply.
+pub const CONDITION_NOT_MET: ErrorCode = ErrorCode::Other(0xc0de);
+
+/// The outcome of a conditional PUT whose condition did not hold.
+pub fn condition_not_met() -> ErrorReply {
+    ErrorReply::new(CONDITION_NOT_MET, "the PUT's condition did not hold")
+}
+
+/// When a conditional PUT may commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutCondition {
+    /// Only if the key has no visible object (`SET NX`).
+    IfAbsent,
+    /// Only if the key has a visible object (`SET XX`).
+    IfPresent,
+}
+
+/// The expiry a PUT gives its object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Expiry {
+    /// None: the object never expires (and a previous expiry is cleared).
+    #[default]
+    Never,
+    /// At this time (milliseconds since the Unix epoch).
+    At(u64),
+    /// Whatever the object it replaces had when the PUT commits (`SET ...
+    /// KEEPTTL`).
+    Keep,
+}
+
+/// What a PUT asks for beyond storing its object. The native protocol's
+/// PUTs use the default: unconditional, never expiring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    pub condition: Option<PutCondition>,
+    pub expiry: Expiry,
+}
+
+/// Milliseconds since the Unix epoch, the clock object expiries use.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 /// A PUT whose chunks are still arriving or being stored.
 #[derive(Debug)]
 struct PendingPut {
@@ -89,6 +157,8 @@ struct PendingPut {
     error: Option<ErrorReply>,
     waiters: Vec<oneshot::Sender<PutOutcome>>,
     started: Instant,
+    /// The condition (checked again at commit) and expiry of the PUT.
+    options: PutOptions,
 }
 
 /// A chunk's place in a PUT: which version and node it goes to, and where
@@ -160,6 +230,12 @@ pub struct Metadata {
     cold_tier: bool,
     /// The newest bucket grows once this fraction of its memory is taken.
     grow_threshold: f64,
+    /// Chunks released nodes may still hold (their bucket expired or was
+    /// recycled): dropped before the node stores anything new.
+    stale: HashMap<NodeId, Vec<ChunkLoc>>,
+    /// Every object with an expiry, ordered by it: what the sweep removes
+    /// first, and what live counts leave out, without a scan of every object.
+    expiring: BTreeSet<(u64, Key)>,
 }
 
 /// Versions start from the clock (milliseconds since the Unix epoch, times
@@ -202,6 +278,7 @@ impl Metadata {
             window,
             cold_tier,
             grow_threshold,
+            stale: HashMap::new(),
             objects: LruCache::unbounded(),
             pending: HashMap::new(),
             nodes: vec![NodeUsage { used: 0, capacity }; pool_size],
@@ -209,6 +286,7 @@ impl Metadata {
             rotation: 0,
             commits: 0,
             repairs: HashMap::new(),
+            expiring: BTreeSet::new(),
         }
     }
 
@@ -222,10 +300,30 @@ impl Metadata {
         header: &ChunkHeader,
         now: Instant,
     ) -> Result<Joined, ErrorReply> {
+        self.join_put_with(key, put_id, header, now, PutOptions::default())
+    }
+
+    /// [`Metadata::join_put`] for a PUT with `options`, which the chunk that
+    /// starts the PUT sets (later chunks join the PUT as it is). A condition
+    /// is checked here, when the PUT starts, and again when it commits; one
+    /// that does not hold fails with [`condition_not_met`].
+    pub fn join_put_with(
+        &mut self,
+        key: &Key,
+        put_id: u64,
+        header: &ChunkHeader,
+        now: Instant,
+        options: PutOptions,
+    ) -> Result<Joined, ErrorReply> {
         let index = usize::from(header.index);
         let mut drop_later = Vec::new();
         let pending_key = (key.clone(), put_id);
         if !self.pending.contains_key(&pending_key) {
+            if let Some(condition) = options.condition
+                && !self.condition_holds(key, condition, unix_millis())
+            {
+                return Err(condition_not_met());
+            }
             let total = header.params.total_shards();
             if total > self.nodes.len() {
                 return Err(ErrorReply::new(
@@ -262,6 +360,7 @@ impl Metadata {
                     error: None,
                     waiters: Vec::new(),
                     started: now,
+                    options,
                 },
             );
         }
@@ -355,6 +454,21 @@ impl Metadata {
     }
 
     fn commit(&mut self, key: &Key, put: PendingPut) -> Finished {
+        let now_ms = unix_millis();
+        if let Some(condition) = put.options.condition
+            && !self.condition_holds(key, condition, now_ms)
+        {
+            return self.abort(key, put, condition_not_met());
+        }
+        let expires_at = match put.options.expiry {
+            Expiry::Never => None,
+            Expiry::At(at) => Some(at),
+            Expiry::Keep => self
+                .objects
+                .peek(key)
+                .filter(|current| !current.expired(now_ms))
+                .and_then(|current| current.expires_at),
+        };
         let object = ObjectMeta {
             version: put.version,
             size: put.header.object_len,
@@ -362,6 +476,7 @@ impl Metadata {
             chunk_cost: put.chunk_cost,
             placement: put.placement.iter().copied().map(Some).collect(),
             commit_seq: self.commits + 1,
+            expires_at,
         };
         self.commits += 1;
         let mut garbage = Vec::new();
@@ -376,7 +491,9 @@ impl Metadata {
             }
             _ => {
                 committed = Some((key.clone(), object.clone()));
-                if let Some(old) = self.objects.put(key.clone(), object) {
+                let old = self.objects.put(key.clone(), object);
+                self.track_expiry(key, old.as_ref().and_then(|old| old.expires_at), expires_at);
+                if let Some(old) = old {
                     garbage = self.release(key, &old);
                     retired.push((key.clone(), old.version));
                 }
@@ -457,7 +574,7 @@ impl Metadata {
             let recycled = self.window.recycle_oldest();
             if !recycled.is_empty() {
                 tracing::debug!(nodes = ?recycled, "recycling the oldest bucket early");
-                evicted.extend(self.release_nodes(&recycled));
+                self.release_nodes(&recycled);
                 continue;
             }
             if !self.evict_one(evicted) {
@@ -487,6 +604,7 @@ impl Metadata {
         order.truncate(total);
         for &i in &order {
             self.nodes[i].used += chunk_cost;
+            evicted.extend(self.take_stale(i as NodeId));
         }
         self.grow_if_full(now);
         Ok(order.into_iter().map(|i| i as NodeId).collect())
@@ -542,6 +660,7 @@ impl Metadata {
             }
         } else if let Some(object) = self.objects.pop(&key) {
             tracing::debug!(%key, version = object.version, "evicting least recently used object");
+            self.track_expiry(&key, object.expires_at, None);
             evicted.extend(self.release(&key, &object));
         }
         true
@@ -571,7 +690,20 @@ impl Metadata {
         for &node in released {
             self.recompute_usage(node);
         }
+        for chunk in &chunks {
+            self.stale
+                .entry(chunk.node)
+                .or_default()
+                .push(chunk.clone());
+        }
         chunks
+    }
+
+    /// What a node released earlier may still hold: drop it before storing
+    /// anything there, or the node (whose room the metadata counts as free)
+    /// would run out of memory.
+    pub fn take_stale(&mut self, node: NodeId) -> Vec<ChunkLoc> {
+        self.stale.remove(&node).unwrap_or_default()
     }
 
     /// Expires the buckets past the available window: their nodes are
@@ -583,6 +715,13 @@ impl Metadata {
             self.release_nodes(&released);
         }
         rolled
+    }
+
+    /// A read at `now`: if the newest bucket is a bucket length old, a new
+    /// one opens (functions permitting), so objects read from the old one
+    /// can move forward before it expires instead of going cold while hot.
+    pub fn roll_for_read(&mut self, now: Instant) {
+        self.window.roll(now);
     }
 
     /// The window of deployments.
@@ -638,6 +777,7 @@ impl Metadata {
     /// Removes `key`; returns its chunks to drop, if it existed.
     pub fn remove(&mut self, key: &Key) -> Option<Vec<ChunkLoc>> {
         let object = self.objects.pop(key)?;
+        self.track_expiry(key, object.expires_at, None);
         Some(self.release(key, &object))
     }
 
@@ -760,8 +900,9 @@ impl Metadata {
     /// too early): take it, unless the node already holds another chunk of
     /// that object.
     fn adopt(&mut self, node: NodeId, id: &ChunkId) -> bool {
-        // A released node's chunks are not counted on: it gets no warm-ups.
-        if !self.window.contains(node) {
+        // A released node's chunks are not counted on (it gets no warm-ups),
+        // nor are those it held before its release (they are being dropped).
+        if !self.window.contains(node) || self.stale.contains_key(&node) {
             return false;
         }
         let Some(object) = self.objects.peek_mut(&id.key) else {
@@ -839,8 +980,8 @@ impl Metadata {
     pub fn insert_recovered(&mut self, key: Key, version: u64, size: u64, params: CodecParams) {
         let chunk_cost = stored_chunk_cost(key.len(), params.shard_len(size));
         self.next_version = self.next_version.max(version.saturating_add(1));
-        self.objects.put(
-            key,
+        let old = self.objects.put(
+            key.clone(),
             ObjectMeta {
                 version,
                 size,
@@ -848,8 +989,12 @@ impl Metadata {
                 chunk_cost,
                 placement: vec![None; params.total_shards()],
                 commit_seq: 0,
+                expires_at: None,
             },
         );
+        if let Some(old) = old {
+            self.track_expiry(&key, old.expires_at, None);
+        }
     }
 
     /// Whether `version` of `key` is still wanted: the visible version, or
@@ -896,9 +1041,10 @@ impl Metadata {
                 .copied()
                 .filter(|node| {
                     !taken.contains(node)
-                        && meta.nodes.get(*node as usize).is_some_and(|usage| {
-                            usage.capacity.saturating_sub(usage.used) >= cost
-                        })
+                        && meta
+                            .nodes
+                            .get(*node as usize)
+                            .is_some_and(|usage| usage.capacity.saturating_sub(usage.used) >= cost)
                 })
                 .max_by_key(|&node| {
                     let usage = meta.nodes[node as usize];
@@ -964,6 +1110,9 @@ impl Metadata {
             && *slot == Some(from)
         {
             *slot = Some(to.node);
+            // An inventory taken before this cannot speak for the object.
+            self.commits += 1;
+            object.commit_seq = self.commits;
             self.release_room(from, cost);
             return true;
         }
@@ -986,6 +1135,10 @@ impl Metadata {
             && slot.is_none()
         {
             *slot = Some(loc.node);
+            // An inventory taken before this cannot speak for the object:
+            // a reconciliation running now must not call the chunk lost.
+            self.commits += 1;
+            object.commit_seq = self.commits;
             return true;
         }
         self.release_room(loc.node, cost);
@@ -1068,7 +1221,97 @@ impl Metadata {
 
     /// A node's capacity for chunks.
     pub fn node_capacity(&self, node: NodeId) -> u64 {
-        self.nodes.get(node as usize).map_or(0, |usage| usage.capacity)
+        self.nodes
+            .get(node as usize)
+            .map_or(0, |usage| usage.capacity)
+    }
+
+    /// Whether `condition` holds for `key` at `now_ms`: an expired object
+    /// counts as absent.
+    fn condition_holds(&self, key: &Key, condition: PutCondition, now_ms: u64) -> bool {
+        let present = self
+            .objects
+            .peek(key)
+            .is_some_and(|object| !object.expired(now_ms));
+        match condition {
+            PutCondition::IfAbsent => !present,
+            PutCondition::IfPresent => present,
+        }
+    }
+
+    /// Keeps the expiry index in line with `key`'s object changing its
+    /// expiry from `old` to `new` (`None`: none, or no object).
+    fn track_expiry(&mut self, key: &Key, old: Option<u64>, new: Option<u64>) {
+        if old == new {
+            return;
+        }
+        if let Some(at) = old {
+            self.expiring.remove(&(at, key.clone()));
+        }
+        if let Some(at) = new {
+            self.expiring.insert((at, key.clone()));
+        }
+    }
+
+    /// Removes `key` if its object has expired at `now_ms`: returns the
+    /// object and its chunks to drop. `None` if it is missing or live (a
+    /// concurrent PUT may have replaced it since it was seen expired).
+    pub fn take_expired(&mut self, key: &Key, now_ms: u64) -> Option<(ObjectMeta, Vec<ChunkLoc>)> {
+        let object = self.objects.peek(key)?.clone();
+        if !object.expired(now_ms) {
+            return None;
+        }
+        let chunks = self.remove(key)?;
+        Some((object, chunks))
+    }
+
+    /// Up to `limit` keys whose objects have expired at `now_ms`, those
+    /// that expired first first.
+    pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Key> {
+        self.expiring
+            .iter()
+            .take_while(|(at, _)| *at < now_ms)
+            .take(limit)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// Objects that have expired at `now_ms` but are still held (the sweep
+    /// has not reached them yet).
+    fn expired_count(&self, now_ms: u64) -> usize {
+        self.expiring
+            .iter()
+            .take_while(|(at, _)| *at < now_ms)
+            .count()
+    }
+
+    /// Visible objects at `now_ms`: every object but the expired ones.
+    pub fn live_len(&self, now_ms: u64) -> usize {
+        self.objects
+            .len()
+            .saturating_sub(self.expired_count(now_ms))
+    }
+
+    /// Visible objects at `now_ms` that have an expiry.
+    pub fn expiring_len(&self, now_ms: u64) -> usize {
+        self.expiring
+            .len()
+            .saturating_sub(self.expired_count(now_ms))
+    }
+
+    /// Sets the expiry of `key`'s object if it is still at `version` (a
+    /// recovered object, whose expiry the object store kept). Returns
+    /// whether it was.
+    pub fn set_expiry(&mut self, key: &Key, version: u64, expires_at: Option<u64>) -> bool {
+        let Some(object) = self.objects.peek_mut(key) else {
+            return false;
+        };
+        if object.version != version {
+            return false;
+        }
+        let old = std::mem::replace(&mut object.expires_at, expires_at);
+        self.track_expiry(key, old, expires_at);
+        true
     }
 }
 
@@ -1466,7 +1709,10 @@ mod tests {
         let (_, garbage) = put_at(&mut meta, "c", 1, 1, 100, t0);
         assert!(garbage.is_empty());
         let c = nodes_of(&meta, "c");
-        assert!(c.iter().all(|&node| node >= 2), "on the new functions: {c:?}");
+        assert!(
+            c.iter().all(|&node| node >= 2),
+            "on the new functions: {c:?}"
+        );
         assert_eq!(meta.cold_objects(), 0);
     }
 
@@ -1482,7 +1728,10 @@ mod tests {
         assert_eq!(meta.cold_objects(), 1);
         assert_eq!(meta.node_used(0) + meta.node_used(1), 2 * cost);
         // A repair brings it back (evicting b in turn).
-        assert!(meta.place_repair(&key("a"), a.version, 0).is_none(), "no room yet");
+        assert!(
+            meta.place_repair(&key("a"), a.version, 0).is_none(),
+            "no room yet"
+        );
     }
 
     #[test]
@@ -1493,7 +1742,10 @@ mod tests {
         let later = t0 + std::time::Duration::from_secs(10);
         put_at(&mut meta, "new", 1, 1, 100, later);
         let (old, new) = (nodes_of(&meta, "old"), nodes_of(&meta, "new"));
-        assert!(old.iter().all(|node| !new.contains(node)), "one bucket each");
+        assert!(
+            old.iter().all(|node| !new.contains(node)),
+            "one bucket each"
+        );
         assert_eq!(meta.tier(old[0], later), Tier::Degraded);
         assert_eq!(meta.tier(new[0], later), Tier::Active);
 
@@ -1506,6 +1758,23 @@ mod tests {
         assert!(!meta.peek(&key("new")).expect("new").is_cold());
         assert!(old.iter().all(|&node| meta.node_used(node) == 0));
         assert_eq!(meta.tier(old[0], later), Tier::Free);
+
+        // The released functions open the next bucket: what they may still
+        // hold of "old" is dropped before anything new is stored there, and
+        // never adopted back.
+        let (_, garbage) = put_at(
+            &mut meta,
+            "next",
+            1,
+            1,
+            100,
+            t0 + std::time::Duration::from_secs(20),
+        );
+        let mut dropped: Vec<NodeId> = garbage.iter().map(|chunk| chunk.node).collect();
+        dropped.sort_unstable();
+        assert_eq!(dropped, old);
+        assert!(garbage.iter().all(|chunk| chunk.key == key("old")));
+        assert_eq!(nodes_of(&meta, "next").len(), 2);
     }
 
     #[test]
@@ -1539,7 +1808,10 @@ mod tests {
         let t0 = Instant::now();
         let (version, _) = put_at(&mut meta, "a", 1, 1, 100, t0);
         let node = nodes_of(&meta, "a")[0];
-        assert!(meta.chunk_missing(&key("a"), version, 0, node) || meta.chunk_missing(&key("a"), version, 1, node));
+        assert!(
+            meta.chunk_missing(&key("a"), version, 0, node)
+                || meta.chunk_missing(&key("a"), version, 1, node)
+        );
         let missing = meta
             .peek(&key("a"))
             .expect("a")
@@ -1547,9 +1819,176 @@ mod tests {
             .iter()
             .position(Option::is_none)
             .expect("one lost") as u8;
-        let loc = meta.place_repair(&key("a"), version, missing).expect("room");
+        let loc = meta
+            .place_repair(&key("a"), version, missing)
+            .expect("room");
         meta.expire_window(t0 + std::time::Duration::from_secs(60));
         assert!(!meta.repaired(&loc), "its bucket expired meanwhile");
         assert!(meta.peek(&key("a")).expect("a").is_cold());
+    }
+
+    /// Runs a whole PUT with `options`; the outcome its chunks were told.
+    fn put_with(meta: &mut Metadata, name: &str, put_id: u64, options: PutOptions) -> PutOutcome {
+        let hs = headers(2, 2, 100);
+        for h in &hs {
+            meta.join_put_with(&key(name), put_id, h, Instant::now(), options)?;
+        }
+        let mut outcome = Err(ErrorReply::new(ErrorCode::Internal, "never finished"));
+        for h in &hs {
+            if let Some(finished) = meta
+                .chunk_done(&key(name), put_id, h.index, Ok(()))
+                .expect("pending")
+            {
+                outcome = finished.outcome;
+            }
+        }
+        outcome
+    }
+
+    fn nx() -> PutOptions {
+        PutOptions {
+            condition: Some(PutCondition::IfAbsent),
+            ..PutOptions::default()
+        }
+    }
+
+    fn xx() -> PutOptions {
+        PutOptions {
+            condition: Some(PutCondition::IfPresent),
+            ..PutOptions::default()
+        }
+    }
+
+    fn expiring(at: u64) -> PutOptions {
+        PutOptions {
+            expiry: Expiry::At(at),
+            ..PutOptions::default()
+        }
+    }
+
+    #[test]
+    fn conditions_are_checked_when_the_put_starts() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let err = put_with(&mut meta, "a", 1, xx()).expect_err("a is absent");
+        assert_eq!(err.code, CONDITION_NOT_MET);
+        assert!(
+            meta.pending.is_empty(),
+            "a refused PUT leaves nothing pending"
+        );
+        assert!(
+            (0..4).all(|n| meta.node_used(n) == 0),
+            "and reserves nothing"
+        );
+        let v1 = put_with(&mut meta, "a", 2, nx()).expect("a was absent");
+        let err = put_with(&mut meta, "a", 3, nx()).expect_err("a is there now");
+        assert_eq!(err.code, CONDITION_NOT_MET);
+        let v2 = put_with(&mut meta, "a", 4, xx()).expect("a is there");
+        assert!(v2 > v1);
+        assert_eq!(meta.get(&key("a")).expect("a").version, v2);
+    }
+
+    #[test]
+    fn conditions_are_checked_again_at_commit() {
+        // Two SET NX of one key start together: both see it absent, only the
+        // first to commit wins; the other is aborted and leaves no trace.
+        let mut meta = Metadata::new(4, 1 << 30);
+        let hs = headers(2, 2, 100);
+        for put_id in [1, 2] {
+            for h in &hs {
+                meta.join_put_with(&key("a"), put_id, h, Instant::now(), nx())
+                    .expect("absent when the PUT starts");
+            }
+        }
+        let mut outcomes = Vec::new();
+        for put_id in [2, 1] {
+            for h in &hs {
+                if let Some(finished) = meta
+                    .chunk_done(&key("a"), put_id, h.index, Ok(()))
+                    .expect("pending")
+                {
+                    if finished.outcome.is_err() {
+                        assert_eq!(finished.garbage.len(), 4, "its chunks are dropped");
+                        assert!(finished.committed.is_none());
+                    }
+                    outcomes.push(finished.outcome);
+                }
+            }
+        }
+        assert!(outcomes[0].is_ok(), "{outcomes:?}");
+        assert_eq!(
+            outcomes[1].as_ref().map_err(|err| err.code),
+            Err(CONDITION_NOT_MET)
+        );
+        let winner = *outcomes[0].as_ref().expect("ok");
+        assert_eq!(meta.get(&key("a")).expect("a").version, winner);
+        let cost = meta.get(&key("a")).expect("a").chunk_cost;
+        assert_eq!((0..4).map(|n| meta.node_used(n)).sum::<u64>(), 4 * cost);
+    }
+
+    #[test]
+    fn expired_objects_count_as_absent_and_leave_live_counts() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let now = unix_millis();
+        put_with(&mut meta, "gone", 1, expiring(now - 1)).expect("put");
+        put_with(&mut meta, "later", 2, expiring(now + 3_600_000)).expect("put");
+        put_with(&mut meta, "forever", 3, PutOptions::default()).expect("put");
+        assert_eq!(meta.len(), 3);
+        assert_eq!(meta.live_len(now), 2);
+        assert_eq!(meta.expiring_len(now), 1);
+        assert_eq!(meta.expired_keys(now, 10), vec![key("gone")]);
+        assert!(meta.peek(&key("gone")).expect("held").expired(now));
+
+        // NX treats an expired object as absent and replaces it.
+        put_with(&mut meta, "gone", 4, nx()).expect("expired counts as absent");
+        assert_eq!(meta.live_len(now), 3);
+        assert!(meta.expired_keys(now, 10).is_empty());
+        assert_eq!(meta.peek(&key("gone")).expect("gone").expires_at, None);
+
+        // Removal takes expired objects only.
+        assert!(meta.take_expired(&key("later"), now).is_none(), "live");
+        let far = now + 7_200_000;
+        let (object, chunks) = meta
+            .take_expired(&key("later"), far)
+            .expect("expired by then");
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(object.expires_at, Some(now + 3_600_000));
+        assert!(!meta.contains(&key("later")));
+        assert_eq!(meta.expiring_len(now), 0);
+    }
+
+    #[test]
+    fn keepttl_keeps_the_replaced_objects_expiry_and_plain_puts_clear_it() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let at = unix_millis() + 60_000;
+        put_with(&mut meta, "a", 1, expiring(at)).expect("put");
+        let keep = PutOptions {
+            expiry: Expiry::Keep,
+            ..PutOptions::default()
+        };
+        put_with(&mut meta, "a", 2, keep).expect("put");
+        assert_eq!(meta.peek(&key("a")).expect("a").expires_at, Some(at));
+        assert_eq!(meta.expiring.len(), 1);
+        put_with(&mut meta, "a", 3, PutOptions::default()).expect("put");
+        assert_eq!(meta.peek(&key("a")).expect("a").expires_at, None);
+        assert!(meta.expiring.is_empty(), "the index follows");
+        put_with(&mut meta, "b", 4, keep).expect("put");
+        assert_eq!(
+            meta.peek(&key("b")).expect("b").expires_at,
+            None,
+            "nothing to keep"
+        );
+    }
+
+    #[test]
+    fn recovered_objects_get_their_expiry_back_for_their_version_only() {
+        let mut meta = Metadata::new(4, 1 << 30);
+        let params = CodecParams::new(2, 2).expect("params");
+        meta.insert_recovered(key("a"), 42, 100, params);
+        assert!(!meta.set_expiry(&key("a"), 41, Some(5)), "another version");
+        assert!(!meta.set_expiry(&key("b"), 42, Some(5)), "no such object");
+        assert!(meta.set_expiry(&key("a"), 42, Some(5)));
+        assert_eq!(meta.expired_keys(6, 10), vec![key("a")]);
+        assert!(meta.remove(&key("a")).is_some());
+        assert!(meta.expiring.is_empty());
     }
 }

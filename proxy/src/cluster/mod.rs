@@ -13,6 +13,7 @@
 
 pub mod backup;
 pub mod durable;
+pub mod leases;
 pub mod ledger;
 pub mod manifest;
 pub mod metadata;
@@ -36,11 +37,11 @@ use serde::Serialize;
 
 use self::ledger::Ledger;
 use self::metadata::{ChunkLoc, Finished, Metadata, NodeId};
-use self::window::{Tier, Window};
 use self::node::{
     Acquire, BackupRefused, BadToken, Failure, InvocationKind, NodeError, NodeLink, NodeSlot,
     NodeStatus, TokenRole,
 };
+use self::window::{Tier, Window};
 use crate::config::Config;
 use crate::invoker::Invoker;
 
@@ -157,6 +158,8 @@ pub struct Cluster {
     durable: Option<durable::Durable>,
     /// One lock per key whose manifest record is being written.
     record_locks: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    /// Versions being read, whose clean-up waits for their readers.
+    leases: leases::Leases,
     /// Set once shutdown begins: invocations failing from then on are
     /// expected (their environments are being killed), not news.
     shutting_down: AtomicBool,
@@ -177,7 +180,11 @@ impl Cluster {
         // The window only makes sense over an object store: without one,
         // releasing a bucket's functions would lose its objects.
         let window = if durable.is_some() && config.window.enabled {
-            Window::elastic(config.pool_size, params.total_shards(), config.window.clone())
+            Window::elastic(
+                config.pool_size,
+                params.total_shards(),
+                config.window.clone(),
+            )
         } else {
             Window::fixed(config.pool_size, Instant::now())
         };
@@ -201,6 +208,7 @@ impl Cluster {
             codecs: Mutex::new(HashMap::new()),
             durable,
             record_locks: Mutex::new(HashMap::new()),
+            leases: leases::Leases::default(),
             shutting_down: AtomicBool::new(false),
             config,
         })
@@ -514,10 +522,8 @@ impl Cluster {
             }
             _ => finished.announce(),
         }
-        if let Some(durable) = &self.durable {
-            for (key, version) in std::mem::take(&mut finished.retired) {
-                durable.forget(key, version);
-            }
+        for (key, version) in std::mem::take(&mut finished.retired) {
+            self.forget_version(key, version);
         }
         // Chunks of evicted objects are in there too: they leave memory only
         // (cold in the object store, or forgotten without one).
@@ -595,16 +601,55 @@ impl Cluster {
 
     /// Removes from the COS every version the chunks in `garbage` belong to.
     pub fn forget_versions(&self, garbage: &[ChunkLoc]) {
-        let Some(durable) = &self.durable else {
+        if self.durable.is_none() {
             return;
-        };
+        }
         let versions: HashSet<(&Key, u64)> = garbage
             .iter()
             .map(|chunk| (&chunk.key, chunk.version))
             .collect();
         for (key, version) in versions {
-            durable.forget(key.clone(), version);
+            self.forget_version(key.clone(), version);
         }
+    }
+
+    /// Removes `key` at `version` from the COS (once nobody reads it).
+    pub fn forget_version(&self, key: Key, version: u64) {
+        let Some(durable) = &self.durable else {
+            return;
+        };
+        if !self.leases.defer_forget(&key, version) {
+            durable.forget(key, version);
+        }
+    }
+
+    /// Looks `key` up for a read (marking it recently used) and leases the
+    /// version found: its chunks stay until the lease is dropped, whatever
+    /// PUTs and DELETEs commit meanwhile (see [`leases`]).
+    pub fn open_read(
+        self: &Arc<Self>,
+        key: &Key,
+    ) -> Option<(metadata::ObjectMeta, leases::ReadLease)> {
+        let mut meta = self.meta();
+        let object = meta.get(key)?;
+        // Under the metadata lock: no commit can drop the version between
+        // the lookup and the lease.
+        self.leases.acquire(key, object.version);
+        drop(meta);
+        let lease = leases::ReadLease::new(self, key.clone(), object.version);
+        Some((object, lease))
+    }
+
+    /// A read of `key` at `version` is over: the clean-up it held back, if
+    /// it was the last reader.
+    fn end_read(self: &Arc<Self>, key: &Key, version: u64) {
+        let deferred = self.leases.release(key, version);
+        if let Some((key, version)) = deferred.forget
+            && let Some(durable) = &self.durable
+        {
+            durable.forget(key, version);
+        }
+        self.drop_now(deferred.chunks);
     }
 
     /// A handle the durable layer uses to ask whether a version is still
@@ -613,8 +658,14 @@ impl Cluster {
         Arc::new(Live(Arc::downgrade(self)))
     }
 
-    /// Drops chunks from their nodes in the background.
+    /// Drops chunks from their nodes in the background (those of versions
+    /// being read once their readers are done).
     pub fn drop_chunks(self: &Arc<Self>, chunks: Vec<ChunkLoc>) {
+        let now = self.leases.defer_chunks(chunks);
+        self.drop_now(now);
+    }
+
+    fn drop_now(self: &Arc<Self>, chunks: Vec<ChunkLoc>) {
         for chunk in chunks {
             let cluster = self.clone();
             tokio::spawn(async move { cluster.drop_chunk(chunk).await });
@@ -709,8 +760,9 @@ impl Cluster {
 
     /// Expires the window's buckets that are past the available window:
     /// their functions are released (no more warm-ups) and their chunks go
-    /// cold. A released node's memory is reconciled (its leftovers dropped)
-    /// if it is ever used again.
+    /// cold. If a released node is used again, what it may still hold is
+    /// dropped before it stores anything (`Metadata::take_stale`) and its
+    /// memory is reconciled when it dials in.
     pub fn expire_buckets(&self) -> usize {
         let rolled = self.meta().expire_window(Instant::now());
         for &node in &rolled.released {
@@ -788,7 +840,10 @@ impl Cluster {
             .map(|bucket| {
                 let (used_bytes, capacity_bytes) =
                     bucket.nodes.iter().fold((0, 0), |(used, capacity), &node| {
-                        (used + meta.node_used(node), capacity + meta.node_capacity(node))
+                        (
+                            used + meta.node_used(node),
+                            capacity + meta.node_capacity(node),
+                        )
                     });
                 BucketUsage {
                     bucket,

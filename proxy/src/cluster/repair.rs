@@ -217,6 +217,11 @@ impl Cluster {
         from_cos: bool,
     ) -> Option<ChunkLoc> {
         let bytes = chunk.body.len() as u64;
+        // A node released earlier may still hold chunks of its old bucket.
+        let stale = self.meta().take_stale(loc.node);
+        for chunk in stale {
+            self.drop_chunk(chunk).await;
+        }
         let request = NodeRequest::Store {
             key: loc.key.clone(),
             chunk,
@@ -243,12 +248,13 @@ impl Cluster {
     /// likely to be read again: it should stay warm). Shares the repairs'
     /// bound and their one-job-per-object rule.
     pub fn request_move(self: &Arc<Self>, key: Key, version: u64) {
-        if self
-            .meta()
-            .degraded_chunks(&key, version, std::time::Instant::now())
-            .is_empty()
-            || !self.repairing.lock().insert(key.clone())
-        {
+        let degraded = {
+            let mut meta = self.meta();
+            let now = std::time::Instant::now();
+            meta.roll_for_read(now);
+            !meta.degraded_chunks(&key, version, now).is_empty()
+        };
+        if !degraded || !self.repairing.lock().insert(key.clone()) {
             return;
         }
         let cluster = self.clone();
@@ -257,6 +263,15 @@ impl Cluster {
                 let moved = cluster.move_forward(&key, version).await;
                 if moved > 0 {
                     tracing::debug!(%key, version, chunks = moved, "moved forward");
+                }
+                // A chunk found lost on the way (or a repair requested while
+                // this job held the key) is repaired now, in the same job.
+                let lost = cluster
+                    .meta()
+                    .peek(&key)
+                    .is_some_and(|object| object.version == version && object.lost() > 0);
+                if lost && let Err(err) = cluster.repair(&key, version).await {
+                    tracing::warn!(%key, version, error = %err, "repair after a move failed");
                 }
             }
             cluster.repairing.lock().remove(&key);
@@ -288,6 +303,11 @@ impl Cluster {
                             && chunk.verify().is_ok() =>
                     {
                         chunk
+                    }
+                    Ok(NodeReply::Missing) => {
+                        cluster.chunk_missing(&from.key, version, from.index, from.node);
+                        cluster.meta().unreserve(&to);
+                        return false;
                     }
                     other => {
                         tracing::debug!(key = %from.key, node = from.node, reply = ?other.map(|_| ()),

@@ -191,7 +191,9 @@ impl Window {
 
     /// Whether `node` is in a bucket (not free).
     pub fn contains(&self, node: NodeId) -> bool {
-        self.buckets.iter().any(|bucket| bucket.nodes.contains(&node))
+        self.buckets
+            .iter()
+            .any(|bucket| bucket.nodes.contains(&node))
     }
 
     /// The tier of `node` at `now`.
@@ -207,7 +209,11 @@ impl Window {
             return Tier::Active;
         };
         // The newest bucket is where data goes: always active.
-        if self.buckets.back().is_some_and(|newest| newest.id == bucket.id) {
+        if self
+            .buckets
+            .back()
+            .is_some_and(|newest| newest.id == bucket.id)
+        {
             return Tier::Active;
         }
         let age = now.saturating_duration_since(bucket.opened);
@@ -261,10 +267,9 @@ impl Window {
         let Some(settings) = &self.settings else {
             return false;
         };
-        let stale = self
-            .buckets
-            .back()
-            .is_none_or(|newest| now.saturating_duration_since(newest.opened) >= settings.bucket_length);
+        let stale = self.buckets.back().is_none_or(|newest| {
+            now.saturating_duration_since(newest.opened) >= settings.bucket_length
+        });
         if !stale {
             return false;
         }
@@ -348,7 +353,10 @@ mod tests {
     fn defaults_are_infinistores() {
         let defaults = WindowSettings::default();
         assert_eq!(defaults.bucket_length, Duration::from_secs(600));
-        assert_eq!((defaults.active_buckets, defaults.available_buckets), (6, 18));
+        assert_eq!(
+            (defaults.active_buckets, defaults.available_buckets),
+            (6, 18)
+        );
         assert!((defaults.grow_threshold - 0.9).abs() < f64::EPSILON);
         defaults.validate().expect("valid");
     }
@@ -411,7 +419,11 @@ mod tests {
         assert_eq!(window.functions(), 9);
 
         let now = t0 + Duration::from_secs(25);
-        assert_eq!(window.tier(0, now), Tier::Degraded, "25 s old, 2 x 10 s active");
+        assert_eq!(
+            window.tier(0, now),
+            Tier::Degraded,
+            "25 s old, 2 x 10 s active"
+        );
         assert_eq!(window.tier(3, now), Tier::Active);
         assert_eq!(window.tier(8, now), Tier::Active);
 
@@ -431,7 +443,10 @@ mod tests {
         assert_eq!(window.newest(), &[0, 1, 2, 3, 4, 5]);
         assert_eq!(window.grow(3, t0), 2, "what is left");
         assert_eq!(window.grow(3, t0), 0);
-        assert!(window.recycle_oldest().is_empty(), "never the newest bucket");
+        assert!(
+            window.recycle_oldest().is_empty(),
+            "never the newest bucket"
+        );
 
         let mut window = Window::elastic(6, 3, settings());
         window.roll(t0);

@@ -78,10 +78,8 @@ pub enum CosError {
 }
 
 impl CosError {
-    /// Whether repeating the same request cannot help: the key is invalid
-    /// (e.g. an object key too long for the layout, see
-    /// [`layout::MAX_STORED_KEY_LEN`]), the data corrupt, the settings wrong
-    /// or the store shut down. I/O and S3 failures may pass (a full disk,
+    /// Whether repeating the same request cannot help: the key is invalid,
+    /// the data corrupt, the settings wrong or the store shut down. I/O and S3 failures may pass (a full disk,
     /// throttling, an outage) and are worth retrying.
     pub fn is_permanent(&self) -> bool {
         matches!(

@@ -11,6 +11,7 @@ pub mod client_conn;
 pub mod commands;
 mod handshake;
 pub mod node_conn;
+pub mod objects;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

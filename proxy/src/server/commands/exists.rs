@@ -1,11 +1,14 @@
 //! EXISTS: answered from the proxy's metadata alone.
 
+use std::sync::Arc;
+
 use infinicache::protocol::{ClientReply, Key};
 
 use crate::cluster::Cluster;
+use crate::server::objects;
 
-pub fn apply(cluster: &Cluster, key: &Key) -> ClientReply {
+pub fn apply(cluster: &Arc<Cluster>, key: &Key) -> ClientReply {
     ClientReply::Exists {
-        exists: cluster.meta().contains(key),
+        exists: objects::exists(cluster, key),
     }
 }
