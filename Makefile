@@ -4,8 +4,10 @@ CARGO ?= cargo
 VENV := .venv
 MINISTACK_VERSION := 1.5.33
 MINISTACK := $(VENV)/bin/ministack
+# Root installs system packages directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test lint bench availability elasticity
+.PHONY: run test lint bench availability redis elasticity bench-redis replay
 
 ## Run the cache: proxy + local Lambda platform + cache nodes (release build).
 ## Extra proxy flags: make run ARGS="--pool-size 24"
@@ -18,12 +20,19 @@ run:
 ## The end-to-end tests start the proxy, platform and node binaries (and the C
 ## tests link libinfinicache), so binaries and libraries are built first; the
 ## AWS-path tests deploy to the ministack Lambda emulator, installed into .venv.
-test: $(MINISTACK)
+test: $(MINISTACK) redis
 	$(CARGO) build --workspace --bins --lib
 	MINISTACK_BIN=$(abspath $(MINISTACK)) $(CARGO) test --workspace
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check ./python pytest
 	$(VENV)/bin/python -m pytest python/tests -q
 	cd node && INFINICACHE_NODE_PROFILE=debug npm install --no-audit --no-fund && npm test
+
+## redis-server and redis-cli: the RESP frontend's tests drive it with
+## redis-cli, and the benchmarks compare with redis-server (Debian packages).
+redis:
+	@command -v redis-cli >/dev/null && command -v redis-server >/dev/null || \
+	  $(SUDO) apt-get install -y --no-install-recommends redis-server redis-tools || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends redis-server redis-tools; }
 
 $(MINISTACK):
 	python3 -m venv $(VENV)
@@ -40,6 +49,16 @@ bench:
 	$(CARGO) bench -p infinicache --bench codec
 	$(CARGO) bench -p infinicache-tests --bench e2e
 
+## The native protocol, the RESP frontend and redis-server side by side: GET
+## and PUT latency percentiles and throughput per object size and
+## concurrency, from one run on this machine; writes a table, CSV and SVG/PNG
+## charts to target/experiments/bench. Needs redis-server (make redis).
+## Options: make bench-redis ARGS="--sizes 1KiB,1MiB --concurrency 1,16 --duration 5s"
+## redis-benchmark against the RESP frontend and redis-server: ARGS="--redis-benchmark"
+bench-redis:
+	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-experiments
+	./target/release/bench $(ARGS)
+
 ## The availability experiment: hours of simulated reclaims, with and without
 ## backup; writes a table, CSV and SVG to target/experiments/availability.
 ## Options: make availability ARGS="--hours 8 --random-reclaims-per-hour 1"
@@ -55,3 +74,13 @@ availability:
 elasticity:
 	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-experiments
 	./target/release/elasticity $(ARGS)
+
+## Trace replay: a trace in the IBM Docker registry format (or a synthetic
+## 50-hour one with its published properties) against a real cache at scaled
+## time and object sizes; hit ratio, latency and the cost report (InfiniCache
+## on Lambda vs ElastiCache vs S3); writes a report, CSVs and SVGs to
+## target/experiments/replay.
+## Options: make replay ARGS="--trace dal09.csv --time-scale 600 --size-scale 1000"
+replay:
+	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-experiments
+	./target/release/replay $(ARGS)

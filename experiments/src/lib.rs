@@ -11,5 +11,9 @@
 //! amounts to a few lines and rectangles.
 
 pub mod availability;
+pub mod bench;
 pub mod chart;
+pub mod cost;
 pub mod elasticity;
+pub mod replay;
+pub mod trace;

@@ -17,6 +17,33 @@ use thiserror::Error;
 /// The largest pool the proxy manages.
 pub const MAX_POOL_SIZE: usize = 1000;
 
+/// Where the RESP (Redis protocol) frontend listens by default.
+pub const DEFAULT_RESP_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 6380);
+
+/// A secret setting: deserialised like a string, never shown by `Debug`
+/// (settings may be logged).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// Where cache nodes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +65,15 @@ pub struct Config {
     /// The admin/status HTTP API (JSON): node states, counters, what the
     /// invocations cost, and on-demand warm-up and backup rounds. Unset: off.
     pub admin_listen: Option<SocketAddr>,
+    /// The RESP (Redis protocol) frontend, for any Redis client. `"off"`:
+    /// no RESP frontend. If the *default* address is taken (another proxy
+    /// on this machine has it), the proxy starts without the frontend and
+    /// says so; any other address must be free.
+    #[serde(deserialize_with = "listen_or_off")]
+    pub resp_listen: Option<SocketAddr>,
+    /// The password RESP clients must give (`AUTH`, or `HELLO ... AUTH`)
+    /// before anything else. Unset: none.
+    pub resp_password: Option<Secret>,
     /// The node listener address as nodes should dial it (defaults to the
     /// bound node listener address; set it when nodes run elsewhere).
     pub advertise_addr: Option<String>,
@@ -125,6 +161,8 @@ impl Default for Config {
             client_listen: ([127, 0, 0, 1], 6378).into(),
             node_listen: ([127, 0, 0, 1], 6379).into(),
             admin_listen: Some(([127, 0, 0, 1], 6377).into()),
+            resp_listen: Some(DEFAULT_RESP_LISTEN),
+            resp_password: None,
             advertise_addr: None,
             platform: PlatformKind::Local,
             pool_size: 12,
@@ -163,6 +201,20 @@ impl Default for LocalSettings {
             reclaim: crate::platform::ReclaimPolicy::default(),
         }
     }
+}
+
+/// Reads a listener address, or `"off"` for none.
+fn listen_or_off<'de, D>(deserializer: D) -> Result<Option<SocketAddr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|err| serde::de::Error::custom(format!("{text:?}: {err} (or \"off\")")))
 }
 
 /// A setting that makes no sense.
@@ -256,6 +308,16 @@ impl Config {
                 "must be non-empty letters, digits, '-' or '_'".into(),
             );
         }
+        if self
+            .resp_password
+            .as_ref()
+            .is_some_and(|password| password.expose().is_empty())
+        {
+            return invalid(
+                "resp_password",
+                "must not be empty (leave it unset for no password)".into(),
+            );
+        }
         self.cos.validate()?;
         if let Err(reason) = self.window.validate() {
             return invalid("window", reason);
@@ -317,6 +379,30 @@ mod tests {
         let example: Config = toml::from_str(text).expect("docs/proxy.example.toml parses");
         example.validate().expect("and is valid");
         assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn the_resp_frontend_can_be_moved_turned_off_and_protected() {
+        let config: Config =
+            toml::from_str("resp_listen = \"0.0.0.0:7000\"\nresp_password = \"hunter2\"\n")
+                .expect("parse");
+        assert_eq!(config.resp_listen, Some(([0, 0, 0, 0], 7000).into()));
+        assert_eq!(
+            config.resp_password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
+        assert!(
+            !format!("{config:?}").contains("hunter2"),
+            "secrets are not shown"
+        );
+        let off: Config = toml::from_str("resp_listen = \"off\"\n").expect("parse");
+        assert_eq!(off.resp_listen, None);
+        assert!(toml::from_str::<Config>("resp_listen = \"nowhere\"\n").is_err());
+        let empty = Config {
+            resp_password: Some(Secret::new("")),
+            ..Config::default()
+        };
+        assert!(empty.validate().is_err());
     }
 
     #[test]

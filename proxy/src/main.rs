@@ -1,8 +1,8 @@
 //! `infinicache-proxy`: the InfiniCache proxy.
 //!
-//! With no arguments it serves clients on 127.0.0.1:6378, accepts nodes on
-//! 127.0.0.1:6379, and runs the cache nodes on the embedded local Lambda
-//! platform. `--platform aws` uses AWS Lambda instead. Settings come from
+//! With no arguments it serves clients on 127.0.0.1:6378 (and Redis clients
+//! on 127.0.0.1:6380), accepts nodes on 127.0.0.1:6379, and runs the cache
+//! nodes on the embedded local Lambda platform. `--platform aws` uses AWS Lambda instead. Settings come from
 //! the defaults, then `--config FILE` (TOML), then these flags.
 //!
 //! `infinicache-proxy deploy --role ARN` packages the node binary and
@@ -64,6 +64,15 @@ struct ServeArgs {
     /// Turn the admin/status API off.
     #[arg(long, conflicts_with = "admin_listen")]
     no_admin: bool,
+    /// RESP (Redis protocol) listener address [default: 127.0.0.1:6380].
+    #[arg(long, value_name = "ADDR")]
+    resp_listen: Option<SocketAddr>,
+    /// Turn the RESP frontend off (wins over --resp-listen).
+    #[arg(long)]
+    no_resp: bool,
+    /// Password RESP clients must give (AUTH) before anything else.
+    #[arg(long, env = "INFINICACHE_RESP_PASSWORD", hide_env_values = true)]
+    resp_password: Option<String>,
     /// Node listener address as the nodes should dial it.
     #[arg(long)]
     advertise_addr: Option<String>,
@@ -211,6 +220,15 @@ impl ServeArgs {
         if self.no_admin {
             config.admin_listen = None;
         }
+        if let Some(addr) = self.resp_listen {
+            config.resp_listen = Some(addr);
+        }
+        if self.no_resp {
+            config.resp_listen = None;
+        }
+        if let Some(password) = self.resp_password {
+            config.resp_password = Some(infinicache_proxy::config::Secret::new(password));
+        }
         if let Some(addr) = self.advertise_addr {
             config.advertise_addr = Some(addr);
         }
@@ -319,18 +337,23 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .platform()
         .map_or_else(|| "aws".to_string(), |platform| platform.endpoint_url());
     // One machine-readable line on stdout: scripts and tests wait for it.
+    // New fields go at the end: parsers rely on the order of the others.
     let admin = proxy
         .admin_addr()
         .map_or_else(|| "off".to_string(), |addr| addr.to_string());
+    let resp = proxy
+        .resp_addr()
+        .map_or_else(|| "off".to_string(), |addr| addr.to_string());
     println!(
-        "infinicache-proxy ready client={} nodes={} platform={} admin={}",
+        "infinicache-proxy ready client={} nodes={} platform={} admin={} resp={}",
         proxy.client_addr(),
         proxy.node_addr(),
         platform,
-        admin
+        admin,
+        resp
     );
     let _ = std::io::stdout().flush();
-    tracing::info!(client = %proxy.client_addr(), nodes = %proxy.node_addr(), %platform, "serving");
+    tracing::info!(client = %proxy.client_addr(), nodes = %proxy.node_addr(), %platform, resp = %resp, "serving");
 
     wait_for_shutdown().await;
     tracing::info!("shutting down");

@@ -28,6 +28,8 @@ pub struct TestCache {
     pub platform_addr: SocketAddr,
     /// The proxy's admin/status API.
     pub admin_addr: SocketAddr,
+    /// The RESP (Redis protocol) frontend; `None` when it is off.
+    pub resp_addr: Option<String>,
     /// The proxy's data directory (the directory object store lives there),
     /// when the harness made it: removed with the cache.
     data_dir: Option<tempfile::TempDir>,
@@ -61,6 +63,8 @@ impl TestCache {
                 "--node-listen",
                 "127.0.0.1:0",
                 "--admin-listen",
+                "127.0.0.1:0",
+                "--resp-listen",
                 "127.0.0.1:0",
             ])
             .args(["--warmup-interval", "0s", "--backup-interval", "0s"])
@@ -106,12 +110,18 @@ impl TestCache {
         let admin_addr = field("admin")
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let resp_addr = ready
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("resp="))
+            .filter(|addr| *addr != "off")
+            .map(str::to_string);
         TestCache {
             child,
             client_addr: field("client"),
             node_addr: field("nodes"),
             platform_addr,
             admin_addr,
+            resp_addr,
             data_dir,
         }
     }

@@ -900,9 +900,11 @@ impl Metadata {
     /// too early): take it, unless the node already holds another chunk of
     /// that object.
     fn adopt(&mut self, node: NodeId, id: &ChunkId) -> bool {
-        // A released node's chunks are not counted on (it gets no warm-ups),
-        // nor are those it held before its release (they are being dropped).
-        if !self.window.contains(node) || self.stale.contains_key(&node) {
+        // Only in a fixed pool (a proxy restarted with `--no-window`). In an
+        // elastic window a node's leftovers come from a bucket that expired
+        // or was recycled: they are being dropped, and counting on them
+        // would place chunks that are about to vanish.
+        if self.window.is_elastic() {
             return false;
         }
         let Some(object) = self.objects.peek_mut(&id.key) else {
@@ -1156,10 +1158,22 @@ impl Metadata {
     /// and was copied back to `loc.node`: record it there. Returns `false`
     /// if the object changed or the chunk is no longer missing.
     pub fn restore(&mut self, loc: &ChunkLoc) -> bool {
+        // Not onto a released node, nor past the node's room (a cold
+        // chunk's place is empty too, and it may simply stay cold).
+        let room = self
+            .nodes
+            .get(loc.node as usize)
+            .map_or(0, |usage| usage.capacity.saturating_sub(usage.used));
+        if !self.window.contains(loc.node) || self.stale.contains_key(&loc.node) {
+            return false;
+        }
         let Some(object) = self.objects.peek_mut(&loc.key) else {
             return false;
         };
-        if object.version != loc.version || object.placement.contains(&Some(loc.node)) {
+        if object.version != loc.version
+            || object.placement.contains(&Some(loc.node))
+            || object.chunk_cost > room
+        {
             return false;
         }
         let cost = object.chunk_cost;

@@ -665,6 +665,42 @@ impl Cluster {
         self.drop_now(now);
     }
 
+    /// Like [`Cluster::drop_chunks`], returning once the nodes confirmed
+    /// (those of versions being read are still deferred).
+    pub async fn drop_chunks_and_wait(self: &Arc<Self>, chunks: Vec<ChunkLoc>) {
+        let now = self.leases.defer_chunks(chunks);
+        futures::future::join_all(now.into_iter().map(|chunk| self.drop_chunk(chunk))).await;
+    }
+
+    /// Stores `chunk` of `key` on `node`. A node that answers it is full
+    /// although the metadata counts room there holds chunks nothing refers
+    /// to any more (a drop that never reached it, say): it is reconciled,
+    /// which drops them, and the store is tried once more.
+    pub async fn store_chunk(
+        self: &Arc<Self>,
+        node: NodeId,
+        key: &Key,
+        chunk: infinicache::codec::Chunk,
+    ) -> Result<NodeReply, NodeError> {
+        let request = NodeRequest::Store {
+            key: key.clone(),
+            chunk,
+        };
+        let reply = self.call(node, &request).await?;
+        if let NodeReply::Error(err) = &reply
+            && err.code == ErrorCode::CapacityExceeded
+        {
+            tracing::info!(
+                node,
+                "a node is fuller than the metadata says: reconciling it"
+            );
+            if self.reconcile(node).await {
+                return self.call(node, &request).await;
+            }
+        }
+        Ok(reply)
+    }
+
     fn drop_now(self: &Arc<Self>, chunks: Vec<ChunkLoc>) {
         for chunk in chunks {
             let cluster = self.clone();

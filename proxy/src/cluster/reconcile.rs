@@ -66,7 +66,8 @@ impl Cluster {
             damaged_objects = result.damaged.len(),
             "reconciled a new environment"
         );
-        self.drop_chunks(result.garbage);
+        // Awaited: a caller reconciling to free memory retries right after.
+        self.drop_chunks_and_wait(result.garbage).await;
         // Objects that lost a chunk here are repaired now rather than on
         // their next read: one that is never read would otherwise collect
         // losses from one reclaim to the next until it is gone.

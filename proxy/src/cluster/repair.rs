@@ -222,11 +222,7 @@ impl Cluster {
         for chunk in stale {
             self.drop_chunk(chunk).await;
         }
-        let request = NodeRequest::Store {
-            key: loc.key.clone(),
-            chunk,
-        };
-        match self.call(loc.node, &request).await {
+        match self.store_chunk(loc.node, &loc.key, chunk).await {
             Ok(NodeReply::Stored { .. }) => {
                 if from_cos {
                     Counters::add(&self.counters.chunks_recovered, 1);

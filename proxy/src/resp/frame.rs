@@ -181,7 +181,7 @@ fn show_byte(byte: u8) -> String {
 
 /// A strict decimal integer, as Redis's `string2ll` reads one: an optional
 /// `-`, then digits without leading zeros; nothing else.
-fn parse_int(text: &[u8]) -> Option<i64> {
+pub(crate) fn parse_int(text: &[u8]) -> Option<i64> {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -226,7 +226,7 @@ fn line_end(buf: &[u8], start: usize, max: usize) -> Result<Option<usize>, Proto
 // ------------------------------------------------------------------ encoding
 
 /// Encoded frames waiting to be written. Small pieces are copied into one
-/// buffer; bulk values of [`SHARE_MIN`] bytes or more are kept as their own
+/// buffer; bulk values of `SHARE_MIN` bytes or more are kept as their own
 /// reference-counted buffers and written with vectored I/O, never copied.
 #[derive(Debug, Default)]
 pub struct Output {
@@ -409,7 +409,10 @@ impl Frame {
 
     /// Reads one frame from the front of `buf` without consuming it: the
     /// frame and its length, or `Ok(None)` if it is incomplete.
-    pub fn parse_slice(buf: &[u8], limits: &Limits) -> Result<Option<(Frame, usize)>, ProtocolError> {
+    pub fn parse_slice(
+        buf: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<(Frame, usize)>, ProtocolError> {
         parse_frame(buf, 0, limits, 0)
     }
 }
@@ -690,7 +693,9 @@ impl RequestParser {
             return Ok(Inline::Empty);
         }
         Ok(Inline::Request(Frame::Array(
-            args.into_iter().map(|arg| Frame::Bulk(arg.into())).collect(),
+            args.into_iter()
+                .map(|arg| Frame::Bulk(arg.into()))
+                .collect(),
         )))
     }
 }
@@ -732,7 +737,12 @@ enum Inline {
 /// whitespace separates arguments; `"..."` quotes with `\n`, `\r`, `\t`,
 /// `\b`, `\a`, `\xHH` and `\<char>` escapes; `'...'` quotes with `\'`. A
 /// closing quote must be followed by whitespace or the end of the line.
+/// A NUL byte ends the line, as it ends the C string Redis splits.
 pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    let line = match line.iter().position(|&b| b == 0) {
+        Some(end) => &line[..end],
+        None => line,
+    };
     let mut args = Vec::new();
     let mut i = 0;
     let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c);
@@ -798,7 +808,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
                 }
             } else {
                 match byte {
-                    None | Some(b' ' | b'\n' | b'\r' | b'\t' | 0) => break,
+                    None | Some(b' ' | b'\n' | b'\r' | b'\t') => break,
                     Some(b'"') => in_double = true,
                     Some(b'\'') => in_single = true,
                     Some(other) => current.push(other),
@@ -877,6 +887,15 @@ mod tests {
                 request(&[b"GET", b"x"]),
             ]
         );
+        // A NUL ends an inline line, as in Redis (whose line is a C string).
+        assert_eq!(
+            parse_all(b"GET a\x00b c\r\n\x00\r\n").expect("parses"),
+            vec![request(&[b"GET", b"a"])]
+        );
+        assert_eq!(
+            split_args(b"GET \"a\x00b\""),
+            Err(ProtocolError::UnbalancedQuotes)
+        );
         // Empty requests are skipped.
         assert_eq!(
             parse_all(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").expect("parses"),
@@ -917,7 +936,10 @@ mod tests {
             (b"*1\r\n\x00", ProtocolError::ExpectedBulk("\\x00".into())),
             (b"*1\r\n$-1\r\n", ProtocolError::InvalidBulkLength),
             (b"*1\r\n$x\r\n", ProtocolError::InvalidBulkLength),
-            (b"*1\r\n$1099511627776\r\n", ProtocolError::InvalidBulkLength),
+            (
+                b"*1\r\n$1099511627776\r\n",
+                ProtocolError::InvalidBulkLength,
+            ),
             (b"*1\r\n$536870913\r\n", ProtocolError::InvalidBulkLength),
             (b"*1\r\n$1\r\nab\r\n", ProtocolError::ExpectedCrlf),
             (b"GET \"k\r\n", ProtocolError::UnbalancedQuotes),

@@ -3,6 +3,8 @@
 //! * the **client listener** ([`client_conn`]) serves applications;
 //! * the **node listener** ([`node_conn`]) accepts cache nodes dialing in
 //!   after being invoked;
+//! * the **RESP listener** ([`crate::resp`]) serves Redis clients, through
+//!   the same object operations ([`objects`]) as the client listener;
 //! * with the local platform, the embedded Lambda platform runs alongside
 //!   and the invoker points at it.
 
@@ -52,6 +54,7 @@ pub struct Proxy {
     client_addr: SocketAddr,
     node_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    resp_addr: Option<SocketAddr>,
     cluster: Arc<Cluster>,
     platform: Option<LocalPlatform>,
     tasks: Vec<JoinHandle<()>>,
@@ -69,6 +72,14 @@ impl Proxy {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let resp_listener = match config.resp_listen {
+            Some(addr) => bind_resp(addr).await?,
+            None => None,
+        };
+        let resp_password = config
+            .resp_password
+            .as_ref()
+            .map(|password| password.expose().to_string());
         let advertised = config
             .advertise_addr
             .clone()
@@ -106,7 +117,13 @@ impl Proxy {
         if recovered > 0 {
             tracing::info!(objects = recovered, "recovered the object manifest");
         }
+        // (Also removes the expiry entries of objects that are gone.)
+        let expiring = objects::recover_expiries(&cluster).await?;
+        if expiring > 0 {
+            tracing::info!(objects = expiring, "recovered object expiries");
+        }
         let mut tasks = cluster.spawn_maintenance();
+        tasks.push(objects::spawn_expiry_sweep(&cluster));
         tasks.push(accept_loop(
             client_listener,
             cluster.clone(),
@@ -126,10 +143,16 @@ impl Proxy {
             }));
             addr
         });
+        let resp_addr = resp_listener.map(|(listener, addr)| {
+            let frontend = crate::resp::Frontend::new(cluster.clone(), resp_password, addr.port());
+            tasks.push(crate::resp::server::spawn(listener, frontend));
+            addr
+        });
         Ok(Proxy {
             client_addr,
             node_addr,
             admin_addr,
+            resp_addr,
             cluster,
             platform,
             tasks,
@@ -149,6 +172,11 @@ impl Proxy {
     /// The admin/status API, if enabled.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// Where Redis clients connect, if the RESP frontend is on.
+    pub fn resp_addr(&self) -> Option<SocketAddr> {
+        self.resp_addr
     }
 
     /// The embedded local platform, if this proxy runs one.
@@ -179,6 +207,27 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     Ok((listener, bound))
+}
+
+/// Binds the RESP listener. The default address is shared by every proxy on
+/// a machine that leaves it alone (test suites start several at once): if
+/// it is taken, the proxy runs without the RESP frontend and says so, rather
+/// than refusing to start. Any address chosen explicitly must be free.
+async fn bind_resp(addr: SocketAddr) -> Result<Option<(TcpListener, SocketAddr)>, StartError> {
+    match bind(addr).await {
+        Ok(bound) => Ok(Some(bound)),
+        Err(StartError::Bind { source, .. })
+            if addr == crate::config::DEFAULT_RESP_LISTEN
+                && source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            tracing::warn!(
+                %addr,
+                "the RESP frontend's default address is in use; running without it (set resp_listen, or --resp-listen, to serve Redis clients)"
+            );
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Accepts connections forever, serving each in its own task. Accept errors

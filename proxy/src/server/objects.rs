@@ -30,6 +30,7 @@ use infinicache::protocol::{
 };
 
 use crate::cluster::Cluster;
+use crate::cluster::leases::ReadLease;
 use crate::cluster::metadata::{
     CONDITION_NOT_MET, ChunkLoc, Expiry, Joined, ObjectMeta, PutOptions, unix_millis,
 };
@@ -201,6 +202,12 @@ pub async fn put_object(
                 if let Some(old) = replaced.filter(|&old| old != version) {
                     let _ = durable.delete_expiry(&key, old).await;
                 }
+                // Superseded by a concurrent PUT that committed first: this
+                // version never became visible.
+                let current = cluster_ref.meta().peek(&key).map(|object| object.version);
+                if ours_has_entry && current != Some(version) {
+                    let _ = durable.delete_expiry(&key, version).await;
+                }
                 // KEEPTTL: the expiry is known only now that it committed.
                 if keep_ttl {
                     let kept = cluster_ref
@@ -266,12 +273,8 @@ async fn store_joined(
             None => Ok(()),
         }
     };
-    let request = NodeRequest::Store {
-        key: key.clone(),
-        chunk: chunk.clone(),
-    };
     let stored = async {
-        match cluster.call(joined.node, &request).await {
+        match cluster.store_chunk(joined.node, &key, chunk.clone()).await {
             Ok(NodeReply::Stored { .. }) => Ok(()),
             Ok(NodeReply::Error(err)) => Err(err),
             Ok(other) => Err(ErrorReply::new(
@@ -358,6 +361,9 @@ pub struct ObjectFetch {
     pub object_len: u64,
     pub params: CodecParams,
     fetches: FuturesUnordered<BoxFuture<'static, ClientReply>>,
+    /// Keeps the version's chunks (in memory and the object store) until
+    /// the fetch is over, whatever PUTs and DELETEs commit meanwhile.
+    _lease: ReadLease,
 }
 
 impl ObjectFetch {
@@ -370,10 +376,18 @@ impl ObjectFetch {
 
 /// Looks `key` up and prepares to fetch every chunk of its visible version
 /// at once (`None`: no such object, or it has expired). Marks the object
-/// recently used, and asks for lost chunks to be repaired, or for an object
-/// in a degraded bucket to move forward.
+/// recently used and leases its version for the fetch (`cluster::leases`:
+/// a PUT or DELETE committing meanwhile does not pull its chunks away), and
+/// asks for lost chunks to be repaired, or for an object in a degraded
+/// bucket to move forward.
 pub fn fetch_object(cluster: &Arc<Cluster>, key: &Key) -> Option<ObjectFetch> {
-    let object = lookup(cluster, key, true)?;
+    let (object, lease) = cluster.open_read(key)?;
+    let now = unix_millis();
+    if object.expired(now) {
+        drop(lease);
+        expire(cluster, key, now);
+        return None;
+    }
     let version = object.version;
     if object.lost() > 0 {
         // Lost chunks, or a cold object: bring them back into memory.
@@ -407,6 +421,7 @@ pub fn fetch_object(cluster: &Arc<Cluster>, key: &Key) -> Option<ObjectFetch> {
         object_len: object.size,
         params: object.params,
         fetches,
+        _lease: lease,
     })
 }
 
@@ -451,7 +466,7 @@ pub async fn get_object(cluster: &Arc<Cluster>, key: &Key) -> Result<Option<Byte
 
 /// The size of `key`'s visible object, from the metadata alone.
 pub fn object_size(cluster: &Arc<Cluster>, key: &Key) -> Option<u64> {
-    lookup(cluster, key, false).map(|object| object.size)
+    lookup(cluster, key).map(|object| object.size)
 }
 
 /// Asks `node` for its chunk; falls back to the COS if it no longer has it.
@@ -668,25 +683,29 @@ pub async fn delete_object(cluster: &Arc<Cluster>, key: &Key) -> bool {
 /// Whether `key` has a visible object (from the metadata alone, without
 /// touching the LRU order).
 pub fn exists(cluster: &Arc<Cluster>, key: &Key) -> bool {
-    lookup(cluster, key, false).is_some()
+    lookup(cluster, key).is_some()
 }
 
-/// `key`'s visible object, marking it recently used if `touch`. An expired
+/// `key`'s visible object, without touching the LRU order. An expired
 /// one is removed in the background and reported missing.
-fn lookup(cluster: &Arc<Cluster>, key: &Key, touch: bool) -> Option<ObjectMeta> {
+fn lookup(cluster: &Arc<Cluster>, key: &Key) -> Option<ObjectMeta> {
     let now = unix_millis();
-    let mut meta = cluster.meta();
-    let object = if touch { meta.get(key) } else { meta.peek(key) }?;
+    let object = cluster.meta().peek(key)?;
     if !object.expired(now) {
         return Some(object);
     }
-    let removed = meta.take_expired(key, now);
-    drop(meta);
+    expire(cluster, key, now);
+    None
+}
+
+/// Removes `key` if its object has expired at `now` (a PUT may have
+/// replaced it meanwhile), cleaning up in the background like a DELETE.
+fn expire(cluster: &Arc<Cluster>, key: &Key, now: u64) {
+    let removed = cluster.meta().take_expired(key, now);
     if let Some((object, chunks)) = removed {
         let (cluster, key) = (cluster.clone(), key.clone());
         tokio::spawn(async move { forget(&cluster, &key, object, chunks).await });
     }
-    None
 }
 
 /// Cleans up after an object left the metadata (deleted or expired): its
@@ -706,7 +725,8 @@ async fn forget(cluster: &Arc<Cluster>, key: &Key, object: ObjectMeta, chunks: V
             if had_expiry {
                 let _ = durable.delete_expiry(&key, version).await;
             }
-            durable.forget(key, version);
+            // Deferred while a GET still reads the version.
+            cluster.forget_version(key, version);
         };
         if sync {
             forget.await;
@@ -719,7 +739,7 @@ async fn forget(cluster: &Arc<Cluster>, key: &Key, object: ObjectMeta, chunks: V
 
 // ---------------------------------------------------------------- expiry
 
-/// Removes expired objects nobody reads, every [`SWEEP_INTERVAL`]. Holds the
+/// Removes expired objects nobody reads, every `SWEEP_INTERVAL`. Holds the
 /// cluster weakly: the task ends with it.
 pub fn spawn_expiry_sweep(cluster: &Arc<Cluster>) -> tokio::task::JoinHandle<()> {
     let cluster: Weak<Cluster> = Arc::downgrade(cluster);
@@ -737,7 +757,7 @@ pub fn spawn_expiry_sweep(cluster: &Arc<Cluster>) -> tokio::task::JoinHandle<()>
     })
 }
 
-/// Removes up to [`SWEEP_BATCH`] expired objects; returns how many.
+/// Removes up to `SWEEP_BATCH` expired objects; returns how many.
 pub async fn sweep(cluster: &Arc<Cluster>) -> usize {
     let now = unix_millis();
     let keys = cluster.meta().expired_keys(now, SWEEP_BATCH);

@@ -1,7 +1,7 @@
 //! DELETE: the object disappears from the metadata at once (no later GET can
 //! see it); its chunks are dropped from the nodes and the COS in the
 //! background (shared with the RESP frontend's DEL:
-//! [`objects::delete_object`](crate::server::objects::delete_object)).
+//! [`objects::delete_object`]).
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@
 //! and makes the GET request a repair of the object, which restores the
 //! missing chunks in the background (see `cluster::repair`). The lookup and
 //! fetching are shared with the RESP frontend's GET:
-//! [`objects::fetch_object`](crate::server::objects::fetch_object).
+//! [`objects::fetch_object`].
 
 use std::sync::Arc;
 

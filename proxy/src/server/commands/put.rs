@@ -8,7 +8,7 @@
 //! whose PUT returned can rely on every later GET seeing it.
 //!
 //! The work is shared with the RESP frontend's SET: see
-//! [`objects::put_chunk`](crate::server::objects::put_chunk).
+//! [`objects::put_chunk`].
 
 use std::sync::Arc;
 

@@ -1,0 +1,85 @@
+//! The RESP listener and the per-connection loop.
+//!
+//! Each connection runs in its own task: read a request, execute it, queue
+//! the reply, in order. A protocol error (garbage, a length over a limit, a
+//! connection closed mid-request) is answered with Redis's error and the
+//! connection closed, since the next request boundary is lost; nothing a
+//! client sends affects another client. Like the native listener, the
+//! accept loop is a task of the proxy, stopped at shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use super::Frontend;
+use super::Stats;
+use super::commands::{self, Session};
+use super::connection::{Connection, ReadError};
+use super::frame::Frame;
+
+/// Accepts connections until the task is aborted. Accept errors (for
+/// example running out of file descriptors) are logged and retried after a
+/// pause instead of ending the listener.
+pub fn spawn(listener: TcpListener, frontend: Arc<Frontend>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(serve(frontend.clone(), stream, peer));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "RESP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Counts a connection as connected for as long as it lives.
+struct ConnectedGuard(Arc<Frontend>);
+
+impl Drop for ConnectedGuard {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .connected_clients
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Serves one client until it quits, disconnects or breaks the protocol.
+pub async fn serve(frontend: Arc<Frontend>, stream: TcpStream, peer: SocketAddr) {
+    Stats::add(&frontend.stats.connections_received, 1);
+    Stats::add(&frontend.stats.connected_clients, 1);
+    let _connected = ConnectedGuard(frontend.clone());
+    let mut connection = Connection::new(stream, frontend.limits());
+    let mut session = Session::new(frontend.next_client_id(), !frontend.requires_password());
+    tracing::debug!(%peer, id = session.id, "RESP client connected");
+    loop {
+        let request = match connection.read_request(session.authenticated).await {
+            Ok(Some(request)) => request,
+            Ok(None) => break,
+            Err(ReadError::Io(err)) => {
+                tracing::debug!(%peer, error = %err, "RESP client connection failed");
+                break;
+            }
+            Err(err) => {
+                tracing::debug!(%peer, error = %err, "closing a RESP connection");
+                let _ = connection.send(&Frame::error(format!("ERR {err}"))).await;
+                break;
+            }
+        };
+        let reply = commands::execute(&frontend, &mut session, request).await;
+        // HELLO answers in the protocol it switches to.
+        connection.set_protocol(session.protocol);
+        if connection.send(&reply).await.is_err() || session.closing {
+            break;
+        }
+    }
+    connection.close().await;
+    tracing::debug!(%peer, id = session.id, "RESP client disconnected");
+}
