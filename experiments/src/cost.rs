@@ -485,7 +485,11 @@ impl Default for Scaling {
 /// start and end as they would with the requests at their real spacing;
 /// but each then idles for less real time than it would on AWS. Adding the
 /// difference back to each serving invocation restores its billed length.
-pub fn with_serve_tail(records: &[Invocation], purposes: &[Purpose], tail_ms: f64) -> Vec<Invocation> {
+pub fn with_serve_tail(
+    records: &[Invocation],
+    purposes: &[Purpose],
+    tail_ms: f64,
+) -> Vec<Invocation> {
     records
         .iter()
         .zip(purposes)
@@ -1150,8 +1154,20 @@ mod tests {
         let u = usage(&tailed, &purposes);
         assert_eq!(u[&Purpose::Serve].billed_ms, [102.0, 200.0]);
         let ledger: BTreeMap<Purpose, LedgerTotals> = [
-            (Purpose::Serve, LedgerTotals { invocations: 3, raw_ms: 30.0 }),
-            (Purpose::Backup, LedgerTotals { invocations: 1, raw_ms: 5.0 }),
+            (
+                Purpose::Serve,
+                LedgerTotals {
+                    invocations: 3,
+                    raw_ms: 30.0,
+                },
+            ),
+            (
+                Purpose::Backup,
+                LedgerTotals {
+                    invocations: 1,
+                    raw_ms: 5.0,
+                },
+            ),
         ]
         .into();
         let tailed = ledger_with_serve_tail(&ledger, 90.0);

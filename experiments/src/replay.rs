@@ -184,7 +184,9 @@ impl Settings {
     /// deployment's.
     pub fn replay_idle_timeout(&self) -> Duration {
         // Whole milliseconds: what nodes are told.
-        let scaled_ms = (self.node_idle_timeout.as_secs_f64() * 1000.0 / self.time_scale).ceil().max(1.0);
+        let scaled_ms = (self.node_idle_timeout.as_secs_f64() * 1000.0 / self.time_scale)
+            .ceil()
+            .max(1.0);
         Duration::from_millis(scaled_ms as u64)
             .max(self.min_replay_idle_timeout)
             .min(self.node_idle_timeout)
@@ -193,7 +195,11 @@ impl Settings {
     /// How much longer each serving invocation would last with the
     /// deployment's idle timeout (ms): added back by the cost model.
     pub fn serve_tail_ms(&self) -> f64 {
-        (self.node_idle_timeout.saturating_sub(self.replay_idle_timeout())).as_secs_f64() * 1000.0
+        (self
+            .node_idle_timeout
+            .saturating_sub(self.replay_idle_timeout()))
+        .as_secs_f64()
+            * 1000.0
     }
 }
 
@@ -568,7 +574,8 @@ pub async fn run_against(
     settings.validate()?;
     let mut settings = settings.clone();
     if settings.classify.warmup_below_ms <= 0.0 {
-        settings.classify.warmup_below_ms = settings.replay_idle_timeout().as_secs_f64() * 1000.0 / 2.0;
+        settings.classify.warmup_below_ms =
+            settings.replay_idle_timeout().as_secs_f64() * 1000.0 / 2.0;
     }
     let settings = &settings;
     let client = Client::builder()
@@ -784,7 +791,8 @@ pub async fn run_against(
                 }
                 None => (
                     classified,
-                    "the platform's billing records, split by purpose by timing (no ledger)".to_string(),
+                    "the platform's billing records, split by purpose by timing (no ledger)"
+                        .to_string(),
                     Vec::new(),
                 ),
             }
@@ -1334,10 +1342,16 @@ mod tests {
         // 100 ms / 360 is under the 10 ms floor: 90 ms are added back.
         assert_eq!(after("--node-idle-timeout").as_deref(), Some("10ms"));
         assert_eq!(settings.serve_tail_ms(), 90.0);
-        let slow = Settings { time_scale: 2.0, ..Settings::default() };
+        let slow = Settings {
+            time_scale: 2.0,
+            ..Settings::default()
+        };
         assert_eq!(slow.replay_idle_timeout(), Duration::from_millis(50));
         assert_eq!(slow.serve_tail_ms(), 50.0);
-        let slower = Settings { time_scale: 0.5, ..Settings::default() };
+        let slower = Settings {
+            time_scale: 0.5,
+            ..Settings::default()
+        };
         assert_eq!(slower.replay_idle_timeout(), Duration::from_millis(100));
         assert_eq!(slower.serve_tail_ms(), 0.0);
         settings.validate().expect("defaults are valid");
