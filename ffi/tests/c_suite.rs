@@ -158,6 +158,8 @@ impl Proxy {
                 "127.0.0.1:0",
                 "--admin-listen",
                 "127.0.0.1:0",
+                "--resp-listen",
+                "127.0.0.1:0",
             ])
             .args(["--warmup-interval", "0s", "--pool-size", "6"])
             .args(["--data-shards", "4", "--parity-shards", "2"])

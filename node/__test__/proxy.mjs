@@ -40,6 +40,7 @@ export async function startProxy({
     '--client-listen', '127.0.0.1:0',
     '--node-listen', '127.0.0.1:0',
     '--admin-listen', '127.0.0.1:0',
+    '--resp-listen', '127.0.0.1:0',
     '--warmup-interval', '0s',
     '--pool-size', String(poolSize),
     '--data-shards', String(dataShards),

@@ -42,6 +42,7 @@ def start_proxy():
             "--client-listen", "127.0.0.1:0",
             "--node-listen", "127.0.0.1:0",
             "--admin-listen", "127.0.0.1:0",
+            "--resp-listen", "127.0.0.1:0",
             "--warmup-interval", "0s",
             "--pool-size", "12",
             "--data-shards", "10",

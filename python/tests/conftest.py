@@ -30,6 +30,7 @@ PROXY_ARGS = [
     "--client-listen", "127.0.0.1:0",
     "--node-listen", "127.0.0.1:0",
     "--admin-listen", "127.0.0.1:0",
+    "--resp-listen", "127.0.0.1:0",
     "--warmup-interval", "0s",
     "--pool-size", "6",
     "--data-shards", "4",
