@@ -478,46 +478,61 @@ impl Default for Scaling {
     }
 }
 
-/// The records with `tail_ms` added to every serving invocation.
+/// Adds `tail_ms` to every serving invocation of `usage`.
 ///
 /// A serving node returns after an idle timeout. A replay at scaled time
 /// scales that timeout down too (as every other interval), so invocations
 /// start and end as they would with the requests at their real spacing;
-/// but each then idles for less real time than it would on AWS. Adding the
-/// difference back to each serving invocation restores its billed length.
-pub fn with_serve_tail(
+/// but each then idles for less real time than it would on AWS. This adds
+/// the difference back: `tail_ms` of raw time per serving invocation, and
+/// per tick the mean extra billed time the tail adds to the records
+/// classified as serving (rounding included: 12 ms + 90 ms bills 200 ms at
+/// a 100 ms tick, 88 ms more), times the number of serving invocations.
+pub fn add_serve_tail(
+    usage: &mut BTreeMap<Purpose, Usage>,
     records: &[Invocation],
     purposes: &[Purpose],
     tail_ms: f64,
-) -> Vec<Invocation> {
-    records
+) {
+    let tail = tail_ms.max(0.0);
+    if tail == 0.0 {
+        return;
+    }
+    let serving: Vec<&Invocation> = records
         .iter()
         .zip(purposes)
-        .map(|(record, purpose)| {
-            let mut record = record.clone();
-            if *purpose == Purpose::Serve {
-                record.duration_ms += tail_ms.max(0.0);
-            }
-            record
-        })
-        .collect()
-}
-
-/// The ledger's totals with `tail_ms` added to every serving invocation.
-pub fn ledger_with_serve_tail(
-    ledger: &BTreeMap<Purpose, LedgerTotals>,
-    tail_ms: f64,
-) -> BTreeMap<Purpose, LedgerTotals> {
-    ledger
-        .iter()
-        .map(|(&p, &l)| {
-            let mut l = l;
-            if p == Purpose::Serve {
-                l.raw_ms += l.invocations as f64 * tail_ms.max(0.0);
-            }
-            (p, l)
-        })
-        .collect()
+        .filter(|(_, p)| **p == Purpose::Serve)
+        .map(|(r, _)| r)
+        .collect();
+    let Some(serve) = usage.get_mut(&Purpose::Serve) else {
+        return;
+    };
+    let n = serve.invocations as f64;
+    let memory_gb = if serve.billed_ms[0] > 0.0 {
+        serve.gb_seconds[0] / (serve.billed_ms[0] / 1000.0)
+    } else if !serving.is_empty() {
+        serving
+            .iter()
+            .map(|r| f64::from(r.memory_mb) / 1024.0)
+            .sum::<f64>()
+            / serving.len() as f64
+    } else {
+        0.0
+    };
+    serve.raw_ms += n * tail;
+    for (t, tick) in TICKS_MS.iter().enumerate() {
+        let extra = if serving.is_empty() {
+            tail
+        } else {
+            serving
+                .iter()
+                .map(|r| billed_ms(r.duration_ms + tail, *tick) - billed_ms(r.duration_ms, *tick))
+                .sum::<f64>()
+                / serving.len() as f64
+        };
+        serve.billed_ms[t] += n * extra;
+        serve.gb_seconds[t] += n * extra / 1000.0 * memory_gb;
+    }
 }
 
 /// The workload's totals, at full (unscaled) size.
@@ -716,12 +731,13 @@ impl CostReport {
         }
         let _ = writeln!(
             out,
-            "scaling: sizes / {}: every GB-second counts {} times (each function stands for one with {}x its memory); \
-             invocation counts and durations as replayed; time x{} (warm-up/backup intervals scaled, so their number per simulated hour is kept)",
-            self.scaling.size_scale,
-            self.scaling.size_scale,
-            self.scaling.size_scale,
-            self.scaling.time_scale
+            "scaling: sizes / {s}: every GB-second counts {s} times (each function stands for one with {s}x its memory); \
+             time x{t}: warm-up, backup and node idle intervals divided by it, so invocations happen as often per \
+             simulated hour as they would per hour; durations are real, plus {tail:.0} ms per serving invocation (the \
+             idle time the scaled idle timeout cut off); invocation counts as replayed",
+            s = self.scaling.size_scale,
+            t = self.scaling.time_scale,
+            tail = self.scaling.serve_tail_ms
         );
         let _ = writeln!(
             out,
@@ -799,7 +815,7 @@ impl CostReport {
     /// The Lambda lines as CSV.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "system,arch,tick_ms,serve_usd,warmup_usd,backup_usd,requests_usd,total_usd\n",
+            "system,detail,tick_ms,serve_usd,warmup_usd,backup_usd,requests_usd,total_usd\n",
         );
         for l in &self.lambda {
             let _ = writeln!(
@@ -815,19 +831,25 @@ impl CostReport {
             );
         }
         let e = &self.elasticache_paper;
-        let _ = writeln!(out, "elasticache:{},,,,,,,{:.6}", e.node.name, e.total);
+        let _ = writeln!(out, "elasticache,{},,,,,,{:.6}", e.node.name, e.total);
         if let Some(fit) = &self.elasticache_fit {
             let _ = writeln!(
                 out,
-                "elasticache-fit:{}x{},,,,,,,{:.6}",
+                "elasticache-fit,{} x {},,,,,,{:.6}",
                 fit.nodes, fit.node.name, fit.total
             );
         }
         let _ = writeln!(out, "s3-only,,,,,,,{:.6}", self.s3.total);
         let (lo, hi) = PAPER_INFINICACHE;
-        let _ = writeln!(out, "paper-elasticache-50h,,,,,,,{PAPER_ELASTICACHE:.2}");
-        let _ = writeln!(out, "paper-infinicache-50h-low,,100,,,,,{lo:.2}");
-        let _ = writeln!(out, "paper-infinicache-50h-high,,100,,,,,{hi:.2}");
+        let _ = writeln!(
+            out,
+            "paper-elasticache,{PAPER_HOURS} h,,,,,,{PAPER_ELASTICACHE:.2}"
+        );
+        let _ = writeln!(out, "paper-infinicache-low,{PAPER_HOURS} h,100,,,,,{lo:.2}");
+        let _ = writeln!(
+            out,
+            "paper-infinicache-high,{PAPER_HOURS} h,100,,,,,{hi:.2}"
+        );
         out
     }
 }
@@ -1145,34 +1167,36 @@ mod tests {
 
     #[test]
     fn serving_invocations_get_the_idle_tail_back() {
-        let records = vec![inv("f", 1, 0, 12.0), inv("f", 1, 100, 2.0)];
-        let purposes = [Purpose::Serve, Purpose::Warmup];
-        let tailed = with_serve_tail(&records, &purposes, 90.0);
-        assert!(close(tailed[0].duration_ms, 102.0));
-        assert!(close(tailed[1].duration_ms, 2.0));
-        // 102 ms bills 102 ms at 1 ms and 200 ms at 100 ms.
-        let u = usage(&tailed, &purposes);
-        assert_eq!(u[&Purpose::Serve].billed_ms, [102.0, 200.0]);
-        let ledger: BTreeMap<Purpose, LedgerTotals> = [
-            (
-                Purpose::Serve,
-                LedgerTotals {
-                    invocations: 3,
-                    raw_ms: 30.0,
-                },
-            ),
-            (
-                Purpose::Backup,
-                LedgerTotals {
-                    invocations: 1,
-                    raw_ms: 5.0,
-                },
-            ),
-        ]
-        .into();
-        let tailed = ledger_with_serve_tail(&ledger, 90.0);
-        assert!(close(tailed[&Purpose::Serve].raw_ms, 300.0));
-        assert!(close(tailed[&Purpose::Backup].raw_ms, 5.0));
+        // Two serving invocations classified (12 and 150 ms at 1 GB), the
+        // ledger says there were three.
+        let records = vec![
+            inv("f", 1, 0, 12.0),
+            inv("f", 1, 100, 150.0),
+            inv("f", 1, 900, 2.0),
+        ];
+        let purposes = [Purpose::Serve, Purpose::Serve, Purpose::Warmup];
+        let mut u: BTreeMap<Purpose, Usage> = BTreeMap::new();
+        u.insert(
+            Purpose::Serve,
+            Usage {
+                invocations: 3,
+                raw_ms: 300.0,
+                billed_ms: [300.0, 500.0],
+                gb_seconds: [0.3, 0.5],
+            },
+        );
+        add_serve_tail(&mut u, &records, &purposes, 90.0);
+        let serve = &u[&Purpose::Serve];
+        assert!(close(serve.raw_ms, 570.0));
+        // 1 ms: +90 each. 100 ms: 12 -> 102 bills 200 (+100), 150 -> 240
+        // bills 300 (+100): +100 each.
+        assert!(close(serve.billed_ms[0], 300.0 + 3.0 * 90.0));
+        assert!(close(serve.billed_ms[1], 500.0 + 3.0 * 100.0));
+        assert!(close(serve.gb_seconds[1], 0.8));
+        // Nothing else changes; no tail, no change.
+        let before = u.clone();
+        add_serve_tail(&mut u, &records, &purposes, 0.0);
+        assert_eq!(u, before);
     }
 
     #[test]

@@ -15,7 +15,13 @@
 //! time: the proxy's warm-up and backup intervals are divided by it and the
 //! platform's reclaim policy runs that much faster (`--time-scale`), as in
 //! the availability experiment, so warm-ups, backups and reclaims happen as
-//! often per simulated hour as they would per hour. Object sizes are divided
+//! often per simulated hour as they would per hour. The nodes' idle timeout
+//! is divided by it too (down to a floor, 10 ms: shorter, the proxy cannot
+//! keep a primary serving through a backup), so a node returns between
+//! requests as it would at their real spacing instead of serving a
+//! compressed burst of them in one long invocation, and idle nodes are
+//! warmed up as they would be; the cost model adds the idle time cut off
+//! back to each serving invocation. Object sizes are divided
 //! by `size_scale` (at least one byte), so a trace of gigabyte objects fits
 //! one machine; functions are given memory for the scaled objects, and the
 //! cost model multiplies their GB-seconds by the size scale (see
@@ -406,6 +412,8 @@ pub struct Report {
     /// The same at the x86 price.
     pub uncoalesced_serve_usd_x86: [f64; 2],
     pub node_idle_timeout_ms: f64,
+    /// The idle timeout the replayed proxy ran with.
+    pub replay_idle_timeout_ms: f64,
 }
 
 impl Report {
@@ -598,7 +606,8 @@ pub async fn run_against(
     let mut objects: HashMap<String, u64> = HashMap::new();
     let mut hours: BTreeMap<u64, Hour> = BTreeMap::new();
     let mut in_flight = FuturesUnordered::new();
-    let mut outcomes: Vec<Outcome> = Vec::new();
+    let width = (settings.data_shards + settings.parity_shards) as u64;
+    let mut tally = Tally::new(width);
     let mut origin: Option<i64> = None;
     let mut last_ms = 0i64;
     let mut lag_max = 0.0f64;
@@ -671,7 +680,7 @@ pub async fn run_against(
         // Bounded concurrency: wait for a slot.
         while in_flight.len() >= settings.concurrency {
             if let Some(done) = in_flight.next().await {
-                collect(done, &mut outcomes, &mut hours);
+                collect(done, &mut tally, &mut hours);
             }
         }
         let lag = Instant::now().saturating_duration_since(due).as_secs_f64();
@@ -715,11 +724,11 @@ pub async fn run_against(
         in_flight.push(task);
         // Keep the outcome list drained while pacing.
         while let Some(Some(done)) = futures::FutureExt::now_or_never(in_flight.next()) {
-            collect(done, &mut outcomes, &mut hours);
+            collect(done, &mut tally, &mut hours);
         }
     }
     while let Some(done) = in_flight.next().await {
-        collect(done, &mut outcomes, &mut hours);
+        collect(done, &mut tally, &mut hours);
     }
     let real_seconds = start.elapsed().as_secs_f64();
     let end_unix_ms = now_unix_ms();
@@ -756,50 +765,42 @@ pub async fn run_against(
                 Value::Array(records) => records,
                 _ => return Err("the platform's billing is not a list".into()),
             };
-            if let Ok(path) = std::env::var("REPLAY_DUMP_BILLING") {
-                let _ = std::fs::write(&path, serde_json::to_string(&records).unwrap_or_default());
-                let _ = std::fs::write(
-                    format!("{path}.ledger"),
-                    serde_json::to_string(&ledger_delta).unwrap_or_default(),
-                );
-                let _ = std::fs::write(
-                    format!("{path}.window"),
-                    format!("{start_unix_ms} {end_unix_ms}"),
-                );
-            }
             let invocations: Vec<Invocation> = records
                 .iter()
                 .filter_map(Invocation::from_record)
                 .filter(|inv| inv.start_ms >= start_unix_ms && inv.start_ms <= end_unix_ms)
                 .collect();
             let purposes = cost::classify(&invocations, settings.classify);
-            let tail = settings.serve_tail_ms();
-            let tailed = cost::with_serve_tail(&invocations, &purposes, tail);
-            let classified = cost::usage(&tailed, &purposes);
-            match ledger_delta.as_ref() {
-                Some(ledger) => {
-                    let totals = cost::ledger_totals(ledger);
-                    let check = cost::ledger_check(&cost::usage(&invocations, &purposes), ledger);
-                    (
-                        cost::calibrate(&classified, &cost::ledger_with_serve_tail(&totals, tail)),
-                        "the platform's billing records (every invocation's raw duration rounded up to each tick), \
-                         split by purpose with the proxy's ledger (exact counts and raw time; each purpose's rounding \
-                         from the records classified by timing)"
-                            .to_string(),
-                        check,
-                    )
-                }
+            let classified = cost::usage(&invocations, &purposes);
+            let (mut usage, source, check) = match ledger_delta.as_ref() {
+                Some(ledger) => (
+                    cost::calibrate(&classified, &cost::ledger_totals(ledger)),
+                    "the platform's billing records (every invocation's raw duration rounded up to each tick), \
+                     split by purpose with the proxy's ledger (exact counts and raw time; each purpose's rounding \
+                     from the records classified by timing)",
+                    cost::ledger_check(&classified, ledger),
+                ),
                 None => (
                     classified,
-                    "the platform's billing records, split by purpose by timing (no ledger)"
-                        .to_string(),
+                    "the platform's billing records, split by purpose by timing (no ledger)",
                     Vec::new(),
                 ),
-            }
+            };
+            cost::add_serve_tail(
+                &mut usage,
+                &invocations,
+                &purposes,
+                settings.serve_tail_ms(),
+            );
+            (usage, source.to_string(), check)
         }
         None => match &ledger_delta {
             Some(ledger) => (
-                usage_from_ledger(ledger),
+                {
+                    let mut usage = usage_from_ledger(ledger);
+                    cost::add_serve_tail(&mut usage, &[], &[], settings.serve_tail_ms());
+                    usage
+                },
                 "the proxy's ledger (100 ms tick estimated: half a tick more per invocation)"
                     .to_string(),
                 Vec::new(),
@@ -812,7 +813,7 @@ pub async fn run_against(
         },
     };
 
-    let mut report = summarize(settings, counts, hours, outcomes, objects);
+    let mut report = summarize(settings, counts, hours, tally, objects);
     report.max_lag_s = lag_max;
     report.mean_lag_s = if dispatched == 0 {
         0.0
@@ -839,7 +840,8 @@ pub async fn run_against(
     for (t, tick) in cost::TICKS_MS.iter().enumerate() {
         report.uncoalesced_serve_gb_seconds[t] = cost::uncoalesced_serve_gb_seconds(
             report.chunk_requests,
-            settings.node_idle_timeout.as_secs_f64() * 1000.0,
+            // The idle timeout plus at least a millisecond of work.
+            settings.node_idle_timeout.as_secs_f64() * 1000.0 + 1.0,
             *tick,
             settings.node_memory_mb,
             settings.size_scale,
@@ -908,7 +910,7 @@ pub fn usage_from_ledger(ledger: &Value) -> BTreeMap<Purpose, Usage> {
 
 fn collect(
     done: Result<Outcome, tokio::task::JoinError>,
-    outcomes: &mut Vec<Outcome>,
+    tally: &mut Tally,
     hours: &mut BTreeMap<u64, Hour>,
 ) {
     let outcome = match done {
@@ -941,7 +943,74 @@ fn collect(
             GetResult::Miss | GetResult::Stale => hour.misses += 1,
         }
     }
-    outcomes.push(outcome);
+    tally.add(&outcome);
+}
+
+/// Totals of the outcomes so far (one latency per GET is all that is kept,
+/// so a long trace streams through).
+#[derive(Debug, Default)]
+struct Tally {
+    /// Chunks per object: k + r.
+    width: u64,
+    gets: u64,
+    hits: u64,
+    misses: u64,
+    errors: u64,
+    corrupt: u64,
+    stale: u64,
+    puts: u64,
+    put_failures: u64,
+    heads: u64,
+    bytes_served: u64,
+    bytes_served_replayed: u64,
+    chunk_requests: u64,
+    hit_ms: Vec<Vec<f64>>,
+    miss_ms: Vec<Vec<f64>>,
+}
+
+impl Tally {
+    fn new(width: u64) -> Self {
+        Tally {
+            width,
+            hit_ms: vec![Vec::new(); SIZE_CLASSES.len()],
+            miss_ms: vec![Vec::new(); SIZE_CLASSES.len()],
+            ..Tally::default()
+        }
+    }
+
+    fn add(&mut self, outcome: &Outcome) {
+        self.puts += outcome.puts;
+        self.put_failures += outcome.put_failures;
+        self.heads += u64::from(outcome.head);
+        self.chunk_requests += outcome.puts * self.width;
+        let Some(result) = outcome.get else { return };
+        self.gets += 1;
+        let class = outcome.class.min(SIZE_CLASSES.len() - 1);
+        match result {
+            GetResult::Hit => {
+                self.hits += 1;
+                self.bytes_served += outcome.full_size;
+                self.bytes_served_replayed += outcome.replayed_size;
+                self.chunk_requests += self.width;
+                if let Some(v) = self.hit_ms.get_mut(class) {
+                    v.push(outcome.latency_ms);
+                }
+            }
+            other => {
+                self.misses += 1;
+                self.errors += u64::from(other == GetResult::Error);
+                self.corrupt += u64::from(other == GetResult::Corrupt);
+                self.stale += u64::from(other == GetResult::Stale);
+                // A GET that found the object asked its nodes too.
+                if other != GetResult::Miss {
+                    self.chunk_requests += self.width;
+                }
+                if let Some(v) = self.miss_ms.get_mut(class) {
+                    v.push(outcome.latency_ms);
+                }
+            }
+        }
+    }
 }
 
 /// Totals and latency from the outcomes.
@@ -949,12 +1018,28 @@ fn summarize(
     settings: &Settings,
     trace: TraceCounts,
     hours: BTreeMap<u64, Hour>,
-    outcomes: Vec<Outcome>,
+    mut tally: Tally,
     objects: HashMap<String, u64>,
 ) -> Report {
-    let mut hit_ms: Vec<Vec<f64>> = vec![Vec::new(); SIZE_CLASSES.len()];
-    let mut miss_ms: Vec<Vec<f64>> = vec![Vec::new(); SIZE_CLASSES.len()];
-    let mut report = Report {
+    let mut latency = Vec::new();
+    for (c, (name, _)) in SIZE_CLASSES.iter().enumerate() {
+        let (Some(hit_ms), Some(miss_ms)) = (tally.hit_ms.get_mut(c), tally.miss_ms.get_mut(c))
+        else {
+            continue;
+        };
+        hit_ms.sort_by(f64::total_cmp);
+        miss_ms.sort_by(f64::total_cmp);
+        latency.push(Latency {
+            class: (*name).to_string(),
+            hits: hit_ms.len() as u64,
+            hit_p50_ms: quantile(hit_ms, 0.50),
+            hit_p99_ms: quantile(hit_ms, 0.99),
+            misses: miss_ms.len() as u64,
+            miss_p50_ms: quantile(miss_ms, 0.50),
+            miss_p99_ms: quantile(miss_ms, 0.99),
+        });
+    }
+    Report {
         time_scale: settings.time_scale,
         size_scale: settings.size_scale,
         pool_size: settings.pool_size,
@@ -962,19 +1047,19 @@ fn summarize(
         parity_shards: settings.parity_shards,
         node_memory_mb: settings.node_memory_mb,
         trace,
-        hours: Vec::new(),
-        latency: Vec::new(),
-        gets: 0,
-        hits: 0,
-        misses: 0,
-        errors: 0,
-        corrupt: 0,
-        stale: 0,
-        puts: 0,
-        put_failures: 0,
-        heads: 0,
-        bytes_served: 0,
-        bytes_served_replayed: 0,
+        hours: hours.into_values().collect(),
+        latency,
+        gets: tally.gets,
+        hits: tally.hits,
+        misses: tally.misses,
+        errors: tally.errors,
+        corrupt: tally.corrupt,
+        stale: tally.stale,
+        puts: tally.puts,
+        put_failures: tally.put_failures,
+        heads: tally.heads,
+        bytes_served: tally.bytes_served,
+        bytes_served_replayed: tally.bytes_served_replayed,
         objects: objects.len() as u64,
         working_set_bytes: objects.values().sum(),
         max_lag_s: 0.0,
@@ -983,7 +1068,7 @@ fn summarize(
         simulated_hours: 0.0,
         usage_source: String::new(),
         ledger_check: Vec::new(),
-        chunk_requests: 0,
+        chunk_requests: tally.chunk_requests,
         cost: cost::report(
             BTreeMap::new(),
             &Workload::default(),
@@ -993,51 +1078,8 @@ fn summarize(
         uncoalesced_serve_gb_seconds: [0.0; 2],
         uncoalesced_serve_usd_x86: [0.0; 2],
         node_idle_timeout_ms: settings.node_idle_timeout.as_secs_f64() * 1000.0,
-    };
-    let width = (settings.data_shards + settings.parity_shards) as u64;
-    for outcome in &outcomes {
-        report.puts += outcome.puts;
-        report.put_failures += outcome.put_failures;
-        report.heads += u64::from(outcome.head);
-        report.chunk_requests += outcome.puts * width;
-        let Some(result) = outcome.get else { continue };
-        report.gets += 1;
-        let class = outcome.class.min(SIZE_CLASSES.len() - 1);
-        match result {
-            GetResult::Hit => {
-                report.hits += 1;
-                report.bytes_served += outcome.full_size;
-                report.bytes_served_replayed += outcome.replayed_size;
-                report.chunk_requests += width;
-                hit_ms[class].push(outcome.latency_ms);
-            }
-            other => {
-                report.misses += 1;
-                report.errors += u64::from(other == GetResult::Error);
-                report.corrupt += u64::from(other == GetResult::Corrupt);
-                report.stale += u64::from(other == GetResult::Stale);
-                if other != GetResult::Miss {
-                    report.chunk_requests += width;
-                }
-                miss_ms[class].push(outcome.latency_ms);
-            }
-        }
+        replay_idle_timeout_ms: settings.replay_idle_timeout().as_secs_f64() * 1000.0,
     }
-    for (c, (name, _)) in SIZE_CLASSES.iter().enumerate() {
-        hit_ms[c].sort_by(f64::total_cmp);
-        miss_ms[c].sort_by(f64::total_cmp);
-        report.latency.push(Latency {
-            class: (*name).to_string(),
-            hits: hit_ms[c].len() as u64,
-            hit_p50_ms: quantile(&hit_ms[c], 0.50),
-            hit_p99_ms: quantile(&hit_ms[c], 0.99),
-            misses: miss_ms[c].len() as u64,
-            miss_p50_ms: quantile(&miss_ms[c], 0.50),
-            miss_p99_ms: quantile(&miss_ms[c], 0.99),
-        });
-    }
-    report.hours = hours.into_values().collect();
-    report
 }
 
 /// The report as text: the replay's figures, then the cost table.
@@ -1132,10 +1174,18 @@ pub fn table(report: &Report) -> String {
     let usd = report.uncoalesced_serve_usd_x86;
     let _ = writeln!(
         out,
-        "\nnote: time compression lets one serving invocation take several chunk requests; if none shared one \
-         ({} chunk requests, each billed at least the {:.0} ms idle timeout), serving would bill {:.0} GB-s \
-         (${:.2} x86) at 1 ms and {:.0} GB-s (${:.2}) at 100 ms",
-        report.chunk_requests, report.node_idle_timeout_ms, gb[0], usd[0], gb[1], usd[1]
+        "\nnote: chunk requests to a node closer together than the replay's idle timeout ({:.0} ms, {:.1} simulated s) \
+         share a serving invocation; if none shared one ({} chunk requests, each billed at least the {:.0} ms idle \
+         timeout and 1 ms of work), serving would bill at least {:.0} GB-s (${:.2} x86) at 1 ms and {:.0} GB-s \
+         (${:.2}) at 100 ms",
+        report.replay_idle_timeout_ms,
+        report.replay_idle_timeout_ms * report.time_scale / 1000.0,
+        report.chunk_requests,
+        report.node_idle_timeout_ms,
+        gb[0],
+        usd[0],
+        gb[1],
+        usd[1]
     );
     out
 }
@@ -1206,7 +1256,13 @@ pub fn cost_chart(report: &Report) -> BarChart {
     let mut categories: Vec<String> = c
         .lambda
         .iter()
-        .map(|l| format!("{} {} ms", l.arch.map_or("", Arch::name), l.tick_ms))
+        .map(|l| {
+            let arch = match l.arch {
+                Some(Arch::Arm64) => "arm",
+                _ => "x86",
+            };
+            format!("{arch} {}ms", l.tick_ms)
+        })
         .collect();
     categories.extend([
         "ElastiCache".to_string(),
@@ -1454,7 +1510,11 @@ mod tests {
         ];
         let objects: HashMap<String, u64> =
             [("a".to_string(), 2_000_000), ("b".to_string(), 5)].into();
-        let mut report = summarize(&settings, TraceCounts::default(), hours, outcomes, objects);
+        let mut tally = Tally::new(12);
+        for outcome in &outcomes {
+            tally.add(outcome);
+        }
+        let mut report = summarize(&settings, TraceCounts::default(), hours, tally, objects);
         report.simulated_hours = 3.0;
         assert_eq!(
             (report.gets, report.hits, report.misses, report.puts),

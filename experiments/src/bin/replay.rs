@@ -272,6 +272,8 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     };
     let report = match &args.proxy {
         Some(client) => {
+            // The running proxy has its own idle timeout: nothing to add back.
+            settings.min_replay_idle_timeout = settings.node_idle_timeout;
             let target = ProxyTarget {
                 client: client.clone(),
                 admin: args.admin,
