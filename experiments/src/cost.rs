@@ -378,16 +378,21 @@ pub fn ledger_totals(ledger: &Value) -> BTreeMap<Purpose, LedgerTotals> {
 /// Splits the records' billed totals by purpose with the ledger's exact
 /// counts and raw durations.
 ///
-/// The records give every invocation's raw duration, so the billed total
-/// at each tick is exact; [`classify`] gives each purpose's *shape* (how
-/// much rounding its invocations add: a 1 ms warm-up bills a whole 100 ms
-/// tick), but may put an invocation under the wrong purpose. So each
-/// purpose is estimated as the ledger's raw time plus the ledger's count
-/// times the classified mean rounding per invocation (half a tick when
-/// nothing was classified there), at least one tick per invocation, and
-/// the estimates are scaled to add up to the records' exact total.
-/// Memory per billed second comes from the classified records (all of them
-/// when a purpose has none).
+/// The records give every invocation's raw duration, so the raw and billed
+/// totals at each tick are exact; the ledger knows why each invocation was
+/// made, so it splits the raw time (scaled to the records' raw total: the
+/// proxy and the platform time an invocation from slightly different
+/// points). What remains to split is the rounding the ticks add. [`classify`]
+/// gives each purpose's *shape* (a 1 ms warm-up bills a whole 100 ms tick)
+/// but may put an invocation under the wrong purpose, so each purpose is
+/// estimated as its raw time plus the ledger's count times the classified
+/// mean rounding per invocation (half a tick when nothing was classified
+/// there), at least one tick per invocation, and the records' exact
+/// rounding is shared out in proportion to how far each estimate exceeds
+/// what the purpose was already given. Ticks are taken finest first, each
+/// starting from the previous one's split, so a purpose never bills less
+/// than its raw time nor less at a coarser tick. Memory per billed second
+/// comes from the classified records (all of them when a purpose has none).
 pub fn calibrate(
     classified: &BTreeMap<Purpose, Usage>,
     ledger: &BTreeMap<Purpose, LedgerTotals>,
@@ -405,51 +410,73 @@ pub fn calibrate(
     let memory_gb =
         |u: &Usage| (u.billed_ms[0] > 0.0).then(|| u.gb_seconds[0] / (u.billed_ms[0] / 1000.0));
     let default_memory = memory_gb(&all).unwrap_or(0.0);
+    let totals = |p: Purpose| ledger.get(&p).copied().unwrap_or_default();
+    let ledger_raw: f64 = Purpose::ALL.iter().map(|&p| totals(p).raw_ms).sum();
+    let raw_scale = if ledger_raw > 0.0 {
+        all.raw_ms / ledger_raw
+    } else {
+        0.0
+    };
     let mut out: BTreeMap<Purpose, Usage> = Purpose::ALL
         .iter()
         .map(|&p| {
-            let l = ledger.get(&p).copied().unwrap_or_default();
+            let l = totals(p);
             (
                 p,
                 Usage {
                     invocations: l.invocations,
-                    raw_ms: l.raw_ms,
+                    raw_ms: l.raw_ms * raw_scale,
                     ..Usage::default()
                 },
             )
         })
         .collect();
+    // What each purpose has been given so far, and its sum.
+    let mut given: BTreeMap<Purpose, f64> = out.iter().map(|(&p, u)| (p, u.raw_ms)).collect();
+    let mut given_total = all.raw_ms;
     for (t, tick) in TICKS_MS.iter().enumerate() {
-        let estimates: Vec<(Purpose, f64)> = Purpose::ALL
+        let wants: Vec<(Purpose, f64)> = Purpose::ALL
             .iter()
             .map(|&p| {
-                let l = ledger.get(&p).copied().unwrap_or_default();
-                let n = l.invocations as f64;
+                let n = totals(p).invocations as f64;
                 let pad = match classified.get(&p) {
                     Some(u) if u.invocations > 0 => {
                         (u.billed_ms[t] - u.raw_ms) / u.invocations as f64
                     }
                     _ => tick / 2.0,
                 };
-                (p, (l.raw_ms + n * pad).max(n * tick))
+                let raw = out.get(&p).map_or(0.0, |u| u.raw_ms);
+                let estimate = (raw + n * pad).max(n * tick);
+                let so_far = given.get(&p).copied().unwrap_or(0.0);
+                (p, (estimate - so_far).max(0.0))
             })
             .collect();
-        let sum: f64 = estimates.iter().map(|(_, e)| e).sum();
-        let factor = if sum > 0.0 {
-            all.billed_ms[t] / sum
-        } else {
-            0.0
-        };
-        for (p, estimate) in estimates {
+        let extra = (all.billed_ms[t] - given_total).max(0.0);
+        let want_sum: f64 = wants.iter().map(|(_, w)| w).sum();
+        let count_sum: f64 = Purpose::ALL
+            .iter()
+            .map(|&p| totals(p).invocations as f64)
+            .sum();
+        for (p, want) in wants {
+            // With no estimate exceeding what was given, share by count.
+            let share = if want_sum > 0.0 {
+                want / want_sum
+            } else if count_sum > 0.0 {
+                totals(p).invocations as f64 / count_sum
+            } else {
+                0.0
+            };
             let memory = classified
                 .get(&p)
                 .and_then(memory_gb)
                 .unwrap_or(default_memory);
-            if let Some(u) = out.get_mut(&p) {
-                u.billed_ms[t] = estimate * factor;
+            if let (Some(u), Some(g)) = (out.get_mut(&p), given.get_mut(&p)) {
+                *g += extra * share;
+                u.billed_ms[t] = *g;
                 u.gb_seconds[t] = u.billed_ms[t] / 1000.0 * memory;
             }
         }
+        given_total += extra;
     }
     out
 }
@@ -1089,6 +1116,43 @@ mod tests {
     }
 
     #[test]
+    fn calibration_never_bills_a_purpose_below_its_raw_time() {
+        // The proxy timed its invocations longer than the platform did (it
+        // counts the dial-in), so its raw split must be scaled down to the
+        // records' before the rounding is shared out.
+        let records = vec![inv("f", 1, 0, 40.0), inv("f", 1, 1000, 0.3)];
+        let classified = usage(&records, &[Purpose::Serve, Purpose::Serve]);
+        let ledger: BTreeMap<Purpose, LedgerTotals> = [
+            (
+                Purpose::Serve,
+                LedgerTotals {
+                    invocations: 1,
+                    raw_ms: 60.0,
+                },
+            ),
+            (
+                Purpose::Warmup,
+                LedgerTotals {
+                    invocations: 1,
+                    raw_ms: 0.5,
+                },
+            ),
+        ]
+        .into();
+        let u = calibrate(&classified, &ledger);
+        let raw: f64 = u.values().map(|u| u.raw_ms).sum();
+        assert!(close(raw, 40.3));
+        for (t, total) in [41.0, 200.0].into_iter().enumerate() {
+            let billed: f64 = u.values().map(|u| u.billed_ms[t]).sum();
+            assert!(close(billed, total), "tick {t}: {billed}");
+        }
+        for usage in u.values() {
+            assert!(usage.billed_ms[1] >= usage.billed_ms[0]);
+            assert!(usage.billed_ms[0] >= usage.raw_ms);
+        }
+    }
+
+    #[test]
     fn calibration_takes_the_ledger_split_and_the_records_total() {
         // Records: 50 and 100 ms classified serve, two 0.5 ms warm-ups, all
         // at 1 GB. At 1 ms they bill 50 + 100 + 1 + 1 = 152 ms, at 100 ms
@@ -1134,25 +1198,41 @@ mod tests {
         let u = calibrate(&classified, &ledger);
         assert_eq!(u[&Purpose::Backup].invocations, 1);
         assert!(close(u[&Purpose::Warmup].raw_ms, 1.0));
-        // 1 ms: classified rounding per invocation is 0 (serve) and 0.5
-        // (warm-up); backup has none classified: half a tick. Estimates:
-        // serve 100, warm-up 1 + 2 x 0.5 = 2, backup 50 + 0.5 = 50.5; sum
-        // 152.5 scaled to the records' 152.
-        let f1 = 152.0 / 152.5;
-        assert!(close(u[&Purpose::Serve].billed_ms[0], 100.0 * f1));
-        assert!(close(u[&Purpose::Warmup].billed_ms[0], 2.0 * f1));
-        assert!(close(u[&Purpose::Backup].billed_ms[0], 50.5 * f1));
+        // 1 ms: raw 100 (serve), 1 (warm-up), 50 (backup) as the ledger
+        // says (it agrees with the records' 151). Classified rounding per
+        // invocation: 0 (serve), 0.5 (warm-up); backup has none classified:
+        // half a tick. Estimates exceed raw by 0, 1 and 0.5; the records'
+        // rounding of 152 - 151 = 1 ms is shared out in that proportion.
+        let billed_1 = [100.0, 1.0 + 2.0 / 3.0, 50.0 + 1.0 / 3.0];
+        assert!(close(u[&Purpose::Serve].billed_ms[0], billed_1[0]));
+        assert!(close(u[&Purpose::Warmup].billed_ms[0], billed_1[1]));
+        assert!(close(u[&Purpose::Backup].billed_ms[0], billed_1[2]));
         // 100 ms: rounding 25 (serve), 99.5 (warm-up), 50 (backup, none
-        // classified). Estimates: serve 125, warm-up 200, backup 100; sum
-        // 425 scaled to 400.
-        let f100 = 400.0 / 425.0;
-        assert!(close(u[&Purpose::Serve].billed_ms[1], 125.0 * f100));
-        assert!(close(u[&Purpose::Warmup].billed_ms[1], 200.0 * f100));
-        assert!(close(u[&Purpose::Backup].billed_ms[1], 100.0 * f100));
+        // classified): estimates 125, 200, 100, which exceed the 1 ms split
+        // by 25, 198.33 and 49.67; the records add 400 - 152 = 248 ms.
+        let wants = [
+            125.0 - billed_1[0],
+            200.0 - billed_1[1],
+            100.0 - billed_1[2],
+        ];
+        let sum: f64 = wants.iter().sum();
+        let billed_100: Vec<f64> = (0..3)
+            .map(|i| billed_1[i] + 248.0 * wants[i] / sum)
+            .collect();
+        assert!(close(u[&Purpose::Serve].billed_ms[1], billed_100[0]));
+        assert!(close(u[&Purpose::Warmup].billed_ms[1], billed_100[1]));
+        assert!(close(u[&Purpose::Backup].billed_ms[1], billed_100[2]));
         // At 1 GB, GB-seconds are billed seconds; parts add up to the total.
-        assert!(close(u[&Purpose::Backup].gb_seconds[1], 0.1 * f100));
+        assert!(close(
+            u[&Purpose::Backup].gb_seconds[1],
+            billed_100[2] / 1000.0
+        ));
         let total: f64 = u.values().map(|u| u.billed_ms[1]).sum();
         assert!(close(total, 400.0));
+        for usage in u.values() {
+            assert!(usage.billed_ms[1] >= usage.billed_ms[0]);
+            assert!(usage.billed_ms[0] >= usage.raw_ms);
+        }
         let parsed =
             ledger_totals(&serde_json::json!({"backup": {"invocations": 4, "duration_ms": 12.5}}));
         assert_eq!(
