@@ -7,7 +7,7 @@ MINISTACK := $(VENV)/bin/ministack
 # Root installs system packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test lint bench availability redis elasticity bench-redis replay
+.PHONY: run test lint fuzz bench availability redis elasticity bench-redis replay soak
 
 ## Run the cache: proxy + local Lambda platform + cache nodes (release build).
 ## Extra proxy flags: make run ARGS="--pool-size 24"
@@ -43,6 +43,30 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## Fuzzing: every libFuzzer target in fuzz/ (one per decoder of network or
+## untrusted input) for FUZZ_SECONDS each, with nightly and cargo-fuzz (installed
+## if missing). The committed seeds (fuzz/corpus/<target>) and crash inputs
+## (fuzz/regressions/<target>) are read, never written: what the fuzzer finds
+## goes to target/fuzz-corpus/<target>. A crash fails the run and leaves its
+## input in fuzz/artifacts/<target>/; fix the decoder and keep the input in
+## fuzz/regressions/<target>/, where `cargo test` runs it too.
+## Options: make fuzz FUZZ_SECONDS=300 FUZZ_TARGETS=resp_requests
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS ?= $(notdir $(basename $(wildcard fuzz/fuzz_targets/*.rs)))
+fuzz:
+	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@$(CARGO) +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
+	$(CARGO) +nightly fuzz build
+	@set -e; for target in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$target ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p target/fuzz-corpus/$$target; \
+	  seeds="fuzz/corpus/$$target"; \
+	  if [ -d fuzz/regressions/$$target ]; then seeds="$$seeds fuzz/regressions/$$target"; fi; \
+	  $(CARGO) +nightly fuzz run $$target target/fuzz-corpus/$$target $$seeds -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1; \
+	done
+
 ## Benchmarks: codec throughput (criterion) and end-to-end latency/throughput.
 bench:
 	$(CARGO) build --release --workspace --bins --lib
@@ -74,6 +98,16 @@ availability:
 elasticity:
 	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-experiments
 	./target/release/elasticity $(ARGS)
+
+## Load and soak: 200 concurrent clients with mixed PUT/GET/DELETE of
+## random sizes (1 KiB to 4 MiB) for 5 minutes against a cache whose
+## environments are being reclaimed; every GET verified byte for byte.
+## Fails on any error or wrong answer; writes a table, CSV and JSON to
+## target/experiments/soak.
+## Options: make soak ARGS="--clients 100 --duration 3m --reclaim-every 5s"
+soak:
+	$(CARGO) build --release -p infinicache-proxy -p infinicache-node -p infinicache-experiments
+	./target/release/soak $(ARGS)
 
 ## Trace replay: a trace in the IBM Docker registry format (or a synthetic
 ## 50-hour one with its published properties) against a real cache at scaled

@@ -138,6 +138,15 @@ typedef struct infinicache_options {
    * Time limit for connecting to a proxy, in milliseconds. 0: 5 000 (5 s).
    */
   uint64_t connect_timeout_ms;
+  /**
+   * The shared secret of proxies that require one (started with
+   * `--secret`), as a NUL-terminated string of any bytes. NULL or "": none.
+   * `infinicache_client_new` copies it; the library keeps no pointer to it
+   * and never shows it in messages. A proxy that requires a secret refuses
+   * a client without it, or with another one, with
+   * `INFINICACHE_UNAUTHORIZED`.
+   */
+  const char *secret;
 } infinicache_options;
 
 /**
@@ -175,7 +184,9 @@ extern "C" {
  * `infinicache_options`). Fails with `INFINICACHE_UNAVAILABLE` if no proxy
  * can be reached within the connect timeout, and with
  * `INFINICACHE_INVALID_ARGUMENT` for a NULL pointer, an empty address list
- * or invalid options (for example more than 255 data shards).
+ * or invalid options (for example more than 255 data shards), and with
+ * `INFINICACHE_UNAUTHORIZED` if a proxy requires a secret that
+ * `options->secret` does not give.
  *
  * On success stores the new client in `*out`; on failure sets `*out` to NULL.
  * The client is safe to use from several threads at once. Release it with
@@ -183,8 +194,9 @@ extern "C" {
  *
  * # Safety
  * `addresses` must point to `n_addresses` pointers to NUL-terminated strings;
- * `options` must be NULL or point to an `infinicache_options`; `out` must be
- * a valid pointer to write to.
+ * `options` must be NULL or point to an `infinicache_options` whose `secret`
+ * is NULL or a NUL-terminated string; `out` must be a valid pointer to write
+ * to.
  */
 struct infinicache_error *infinicache_client_new(const char *const *addresses,
                                                  size_t n_addresses,
@@ -280,7 +292,7 @@ void infinicache_error_free(struct infinicache_error *error);
 
 /**
  * The default options: erasure coding as the proxy suggests, 30 s operation
- * timeout, 5 s connect timeout.
+ * timeout, 5 s connect timeout, no secret.
  */
 struct infinicache_options infinicache_options_default(void);
 

@@ -17,6 +17,12 @@ export interface ClientOptions {
   timeoutMs?: number
   /** Time limit for connecting to a proxy, in milliseconds. Default: 5000. */
   connectTimeoutMs?: number
+  /**
+   * The shared secret of proxies started with `--secret` (a string is sent as
+   * its UTF-8 bytes). Default: none. Without it, or with another one, such a
+   * proxy refuses the client with an `UnauthorizedError`.
+   */
+  secret?: string | Buffer | Uint8Array
 }
 
 /**
@@ -89,7 +95,7 @@ export declare class TimeoutError extends InfinicacheError {
 export declare class ProtocolError extends InfinicacheError {
   readonly code: 'PROTOCOL'
 }
-/** The proxy refused the client. */
+/** The proxy refused the client: it requires a secret (`options.secret`) the client did not give. */
 export declare class UnauthorizedError extends InfinicacheError {
   readonly code: 'UNAUTHORIZED'
 }

@@ -113,7 +113,7 @@ function checkOptions(options) {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`options must be an object, got ${describe(options)}`)
   }
-  let { addresses, dataShards, parityShards, timeoutMs, connectTimeoutMs } = options
+  let { addresses, dataShards, parityShards, timeoutMs, connectTimeoutMs, secret } = options
   if (typeof addresses === 'string') addresses = [addresses]
   if (!Array.isArray(addresses) || addresses.some((a) => typeof a !== 'string')) {
     throw new TypeError('options.addresses must be a string or an array of strings ("host:port")')
@@ -148,6 +148,13 @@ function checkOptions(options) {
       throw new InvalidArgumentError(`options.${name} must be a positive number of milliseconds, got ${value}`)
     }
     native[name] = value
+  }
+  if (secret !== undefined && secret !== null) {
+    // A copy: the caller may reuse its buffer, and the lazy connection
+    // happens later. Never part of an error message.
+    if (typeof secret === 'string') native.secret = Buffer.from(secret, 'utf8')
+    else if (secret instanceof Uint8Array) native.secret = Buffer.from(secret)
+    else throw new TypeError(`options.secret must be a string, Buffer or Uint8Array, got ${describe(secret)}`)
   }
   return native
 }

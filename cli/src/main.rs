@@ -5,6 +5,7 @@
 //! infinicache get KEY [FILE]    # no FILE: write to standard output
 //! infinicache del KEY
 //! infinicache exists KEY
+//! infinicache dashboard [--admin ADDR] [--interval 1s]   # live view of a proxy
 //! ```
 //!
 //! Exit status: 0 on success, 1 when the key does not exist (get, del,
@@ -25,6 +26,15 @@ use infinicache::Client;
     about = "InfiniCache command-line client"
 )]
 struct Args {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach the proxies (the object commands).
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
     /// Proxy address (repeat for several proxies).
     #[arg(
         short,
@@ -40,15 +50,25 @@ struct Args {
     /// Parity shards per object (default: the proxy's suggestion).
     #[arg(short = 'r', long)]
     parity_shards: Option<usize>,
+    /// The proxy's shared secret, if it requires one.
+    #[arg(long, env = "INFINICACHE_SECRET", hide_env_values = true)]
+    secret: Option<String>,
     /// Time limit per operation, e.g. 30s.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Object(ObjectCommand),
+    /// A live view of a proxy: the function pool, throughput, latency,
+    /// memory, invocations and cost (polls its admin API).
+    Dashboard(infinicache_cli::dashboard::DashboardArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ObjectCommand {
     /// Store FILE (or standard input for "-") under KEY.
     Put { key: String, file: PathBuf },
     /// Fetch KEY into FILE, or to standard output.
@@ -69,7 +89,14 @@ enum Failure {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args).await {
+    let result = match args.command {
+        Command::Object(command) => run(args.client, command).await,
+        // The dashboard talks to the admin API, not the client listener.
+        Command::Dashboard(dashboard) => infinicache_cli::dashboard::run(dashboard)
+            .await
+            .map_err(|err| Failure::Error(err.to_string())),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::NotFound(key)) => {
             eprintln!("infinicache: {key}: not found");
@@ -82,12 +109,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), Failure> {
+async fn run(args: ClientArgs, command: ObjectCommand) -> Result<(), Failure> {
     let error = |err: infinicache::Error| Failure::Error(err.to_string());
     let mut builder = Client::builder()
         .proxies(args.proxies)
         .timeout(args.timeout)
         .name("infinicache-cli");
+    if let Some(secret) = args.secret {
+        builder = builder.secret(secret);
+    }
     if let Some(k) = args.data_shards {
         builder = builder.data_shards(k);
     }
@@ -95,14 +125,14 @@ async fn run(args: Args) -> Result<(), Failure> {
         builder = builder.parity_shards(r);
     }
     let client = builder.connect().await.map_err(error)?;
-    match args.command {
-        Command::Put { key, file } => {
+    match command {
+        ObjectCommand::Put { key, file } => {
             let data = read_input(&file).map_err(Failure::Error)?;
             let size = data.len();
             let version = client.put(key.as_str(), data).await.map_err(error)?;
             eprintln!("stored {key}: {size} bytes, version {version}");
         }
-        Command::Get { key, file } => {
+        ObjectCommand::Get { key, file } => {
             let Some(data) = client.get(key.as_str()).await.map_err(error)? else {
                 return Err(Failure::NotFound(key));
             };
@@ -112,12 +142,12 @@ async fn run(args: Args) -> Result<(), Failure> {
             };
             written.map_err(|err| Failure::Error(format!("cannot write output: {err}")))?;
         }
-        Command::Del { key } => {
+        ObjectCommand::Del { key } => {
             if !client.delete(key.as_str()).await.map_err(error)? {
                 return Err(Failure::NotFound(key));
             }
         }
-        Command::Exists { key } => {
+        ObjectCommand::Exists { key } => {
             if !client.exists(key.as_str()).await.map_err(error)? {
                 return Err(Failure::NotFound(key));
             }

@@ -82,6 +82,7 @@ fn node_request() -> impl Strategy<Value = NodeRequest> {
             index
         }),
         Just(NodeRequest::ByeAck),
+        Just(NodeRequest::Stay),
         Just(NodeRequest::Ping),
         Just(NodeRequest::List),
     ]
@@ -113,7 +114,14 @@ fn node_reply() -> impl Strategy<Value = NodeReply> {
 
 fn hello() -> impl Strategy<Value = Hello> {
     prop_oneof![
-        ".{0,30}".prop_map(|name| Hello::Client(ClientHello { name })),
+        (
+            ".{0,30}",
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 1..40))
+        )
+            .prop_map(|(name, secret)| Hello::Client(ClientHello {
+                name,
+                secret: secret.map(Into::into)
+            })),
         (
             any::<u32>(),
             proptest::collection::vec(any::<u8>(), 0..64),

@@ -16,4 +16,5 @@ pub mod chart;
 pub mod cost;
 pub mod elasticity;
 pub mod replay;
+pub mod soak;
 pub mod trace;

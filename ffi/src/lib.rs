@@ -103,6 +103,16 @@ unsafe fn key_slice<'a>(key: *const u8, key_len: usize) -> Result<&'a [u8], FfiE
     unsafe { byte_slice(key, key_len, "key") }
 }
 
+/// Borrows a NUL-terminated string's bytes; `None` for NULL.
+///
+/// # Safety
+/// Unless NULL, `s` must point to a NUL-terminated string that stays valid
+/// and unchanged for `'a`.
+unsafe fn c_bytes<'a>(s: *const c_char) -> Option<&'a [u8]> {
+    // SAFETY: NULL is checked; the rest is promised by the caller.
+    (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) }.to_bytes())
+}
+
 /// Borrows the client behind a pointer.
 ///
 /// # Safety
@@ -132,7 +142,9 @@ fn millis(ms: u64, default: Duration) -> Duration {
 /// `infinicache_options`). Fails with `INFINICACHE_UNAVAILABLE` if no proxy
 /// can be reached within the connect timeout, and with
 /// `INFINICACHE_INVALID_ARGUMENT` for a NULL pointer, an empty address list
-/// or invalid options (for example more than 255 data shards).
+/// or invalid options (for example more than 255 data shards), and with
+/// `INFINICACHE_UNAUTHORIZED` if a proxy requires a secret that
+/// `options->secret` does not give.
 ///
 /// On success stores the new client in `*out`; on failure sets `*out` to NULL.
 /// The client is safe to use from several threads at once. Release it with
@@ -140,8 +152,9 @@ fn millis(ms: u64, default: Duration) -> Duration {
 ///
 /// # Safety
 /// `addresses` must point to `n_addresses` pointers to NUL-terminated strings;
-/// `options` must be NULL or point to an `infinicache_options`; `out` must be
-/// a valid pointer to write to.
+/// `options` must be NULL or point to an `infinicache_options` whose `secret`
+/// is NULL or a NUL-terminated string; `out` must be a valid pointer to write
+/// to.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn infinicache_client_new(
     addresses: *const *const c_char,
@@ -199,6 +212,11 @@ pub unsafe extern "C" fn infinicache_client_new(
                     "parity_shards = {r}: use a count >= 0 or INFINICACHE_PARITY_DEFAULT (-1)"
                 )));
             }
+        }
+        // SAFETY: NULL or a NUL-terminated string (caller's promise). Copied:
+        // the caller may free it once this returns. An empty one is none.
+        if let Some(secret) = unsafe { c_bytes(options.secret) } {
+            builder = builder.secret(bytes::Bytes::copy_from_slice(secret));
         }
         let client = block_on(builder.connect())??;
         *out = Box::into_raw(Box::new(infinicache_client { inner: client }));

@@ -1,6 +1,6 @@
 //! Plain data types shared with C: client options and returned values.
 
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use bytes::Bytes;
@@ -25,10 +25,17 @@ pub struct infinicache_options {
     pub timeout_ms: u64,
     /// Time limit for connecting to a proxy, in milliseconds. 0: 5 000 (5 s).
     pub connect_timeout_ms: u64,
+    /// The shared secret of proxies that require one (started with
+    /// `--secret`), as a NUL-terminated string of any bytes. NULL or "": none.
+    /// `infinicache_client_new` copies it; the library keeps no pointer to it
+    /// and never shows it in messages. A proxy that requires a secret refuses
+    /// a client without it, or with another one, with
+    /// `INFINICACHE_UNAUTHORIZED`.
+    pub secret: *const c_char,
 }
 
 /// The default options: erasure coding as the proxy suggests, 30 s operation
-/// timeout, 5 s connect timeout.
+/// timeout, 5 s connect timeout, no secret.
 #[unsafe(no_mangle)]
 pub extern "C" fn infinicache_options_default() -> infinicache_options {
     infinicache_options {
@@ -36,6 +43,7 @@ pub extern "C" fn infinicache_options_default() -> infinicache_options {
         parity_shards: INFINICACHE_PARITY_DEFAULT,
         timeout_ms: 0,
         connect_timeout_ms: 0,
+        secret: ptr::null(),
     }
 }
 

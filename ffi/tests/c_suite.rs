@@ -142,7 +142,8 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start() -> Proxy {
+    /// Starts a proxy with the suite's settings plus `extra_args`.
+    fn start(extra_args: &[&str]) -> Proxy {
         let bin = target_dir().join("infinicache-proxy");
         require(&bin, "infinicache-proxy");
         // A fresh data directory: one left by an earlier run would be
@@ -163,6 +164,7 @@ impl Proxy {
             ])
             .args(["--warmup-interval", "0s", "--pool-size", "6"])
             .args(["--data-shards", "4", "--parity-shards", "2"])
+            .args(extra_args)
             .env(
                 "INFINICACHE_LOG",
                 std::env::var("INFINICACHE_LOG").unwrap_or_else(|_| "warn".into()),
@@ -228,7 +230,7 @@ impl Drop for Proxy {
 #[test]
 fn c_test_suite_passes() {
     let programs = programs();
-    let proxy = Proxy::start();
+    let proxy = Proxy::start(&[]);
     let output = Command::new(&programs.test)
         .arg(&proxy.addr)
         .output()
@@ -249,10 +251,36 @@ fn c_test_suite_passes() {
     );
 }
 
+/// A proxy started with `--secret` refuses C clients without it (NULL or
+/// empty `options.secret`) or with another one, with
+/// `INFINICACHE_UNAUTHORIZED`, and serves those that give it.
+#[test]
+fn secret_is_required_and_accepted() {
+    const SECRET: &str = "c binding's secret: \u{e9}t\u{e9}";
+    let programs = programs();
+    let proxy = Proxy::start(&["--secret", SECRET]);
+    let output = Command::new(&programs.test)
+        .args(["--secret", SECRET, &proxy.addr])
+        .output()
+        .expect("run test_infinicache --secret");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "the C secret tests failed ({})",
+        output.status
+    );
+    assert!(
+        stdout.lines().any(|line| line == "3 passed, 0 failed"),
+        "no summary line of the 3 secret tests in the C tests' output"
+    );
+}
+
 #[test]
 fn example_runs_shared_and_static() {
     let programs = programs();
-    let proxy = Proxy::start();
+    let proxy = Proxy::start(&[]);
     for example in [&programs.example, &programs.example_static] {
         let output = run(Command::new(example).arg(&proxy.addr));
         assert_eq!(String::from_utf8_lossy(&output.stdout), "hello, lambda\n");
@@ -262,7 +290,7 @@ fn example_runs_shared_and_static() {
 #[test]
 fn stopped_proxy_is_unavailable_quickly() {
     let programs = programs();
-    let mut proxy = Proxy::start();
+    let mut proxy = Proxy::start(&[]);
     let mut child = Command::new(&programs.test)
         .args(["--stopped-proxy", &proxy.addr])
         .stdin(Stdio::piped())
@@ -330,7 +358,7 @@ fn rust_latency(addr: &str, size: usize, iterations: u32) -> (f64, f64) {
 #[ignore = "benchmark: run with --ignored bench --nocapture, preferably --release"]
 fn bench() {
     let programs = programs();
-    let proxy = Proxy::start();
+    let proxy = Proxy::start(&[]);
     for (size, iterations) in [(1024usize, 2000u32), (10 << 20, 50)] {
         let (rust_put, rust_get) = rust_latency(&proxy.addr, size, iterations);
         let output = run(Command::new(&programs.bench).args([

@@ -7,6 +7,8 @@
 //! at once. When the node has been idle long enough (see
 //! [`crate::schedule`]) it says `Bye`, keeps answering whatever the proxy sent
 //! before seeing it, and returns when the proxy acknowledges with `ByeAck`.
+//! The proxy may decline with `Stay` instead (it is syncing a backup through
+//! this invocation): the node then serves on as if it had just been active.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -122,6 +124,15 @@ pub async fn serve(
                 let request_id = frame.request_id;
                 let reply = match NodeRequest::decode(frame) {
                     Ok(NodeRequest::ByeAck) if bye_sent_at.is_some() => break "idle",
+                    Ok(NodeRequest::Stay) if bye_sent_at.is_some() => {
+                        // Near the deadline the node leaves regardless (the
+                        // proxy learns it from the connection closing).
+                        if Instant::now() < leave_by {
+                            bye_sent_at = None;
+                            last_activity = Instant::now();
+                        }
+                        continue;
+                    }
                     Ok(request) => node.store.lock().apply(request),
                     Err(err) => NodeReply::Error(ErrorReply::from(&err)),
                 };

@@ -106,9 +106,9 @@ impl ChunkStore {
                     })
                     .collect(),
             ),
-            NodeRequest::ByeAck => NodeReply::Error(ErrorReply::new(
+            NodeRequest::ByeAck | NodeRequest::Stay => NodeReply::Error(ErrorReply::new(
                 ErrorCode::Protocol,
-                "ByeAck is not a request",
+                "ByeAck and Stay answer a Bye; they are not requests",
             )),
         }
     }

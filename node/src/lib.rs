@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use infinicache::client::ErrorKind;
 use infinicache::{Client, CodecParams, Key};
-use napi::bindgen_prelude::{BufferSlice, Either, PromiseRaw};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Either, PromiseRaw};
 use napi::{Env, Status};
 use napi_derive::napi;
 use parking_lot::RwLock;
@@ -61,6 +61,9 @@ pub struct NativeOptions {
     pub parity_shards: Option<u32>,
     pub timeout_ms: Option<f64>,
     pub connect_timeout_ms: Option<f64>,
+    /// The proxies' shared secret (`index.js` passes a string as its UTF-8
+    /// bytes); empty means none.
+    pub secret: Option<Buffer>,
 }
 
 fn duration(name: &str, ms: f64) -> napi::Result<Duration> {
@@ -131,6 +134,9 @@ impl NativeClient {
         }
         if let Some(ms) = options.connect_timeout_ms {
             builder = builder.connect_timeout(duration("connectTimeoutMs", ms)?);
+        }
+        if let Some(secret) = &options.secret {
+            builder = builder.secret(Bytes::copy_from_slice(secret));
         }
         builder = builder.name(format!("infinicache-node/{}", env!("CARGO_PKG_VERSION")));
         let client = builder.connect().await.map_err(to_js)?;

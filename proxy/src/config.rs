@@ -32,6 +32,11 @@ impl Secret {
         Secret(value.into())
     }
 
+    /// Whether `given` is this secret (compared in constant time).
+    pub fn matches(&self, given: &[u8]) -> bool {
+        crate::auth::secret_matches(self.0.as_bytes(), given)
+    }
+
     /// The secret itself.
     pub fn expose(&self) -> &str {
         &self.0
@@ -65,6 +70,9 @@ pub struct Config {
     /// The admin/status HTTP API (JSON): node states, counters, what the
     /// invocations cost, and on-demand warm-up and backup rounds. Unset: off.
     pub admin_listen: Option<SocketAddr>,
+    /// A listener of its own for Prometheus's `GET /metrics`, which the
+    /// admin listener serves too. Unset: none.
+    pub metrics_listen: Option<SocketAddr>,
     /// The RESP (Redis protocol) frontend, for any Redis client. `"off"`:
     /// no RESP frontend. If the *default* address is taken (another proxy
     /// on this machine has it), the proxy starts without the frontend and
@@ -72,8 +80,13 @@ pub struct Config {
     #[serde(deserialize_with = "listen_or_off")]
     pub resp_listen: Option<SocketAddr>,
     /// The password RESP clients must give (`AUTH`, or `HELLO ... AUTH`)
-    /// before anything else. Unset: none.
+    /// before anything else. Unset: `secret`, if that is set.
     pub resp_password: Option<Secret>,
+    /// The shared secret clients must present: in the native handshake, and
+    /// (unless `resp_password` is set) as the RESP password. Unset: clients
+    /// are not authenticated. Nodes never use it: each invocation carries a
+    /// token of its own.
+    pub secret: Option<Secret>,
     /// The node listener address as nodes should dial it (defaults to the
     /// bound node listener address; set it when nodes run elsewhere).
     pub advertise_addr: Option<String>,
@@ -134,6 +147,10 @@ pub struct Config {
     pub window: crate::cluster::window::WindowSettings,
     /// Settings of the embedded local Lambda platform.
     pub local: LocalSettings,
+    /// What one client may make the proxy hold, and for how long.
+    pub limits: crate::server::limits::ClientLimits,
+    /// Lambda prices, to turn billed GB-seconds into dollars.
+    pub pricing: crate::metrics::Pricing,
 }
 
 /// Settings of the embedded local Lambda platform.
@@ -161,8 +178,10 @@ impl Default for Config {
             client_listen: ([127, 0, 0, 1], 6378).into(),
             node_listen: ([127, 0, 0, 1], 6379).into(),
             admin_listen: Some(([127, 0, 0, 1], 6377).into()),
+            metrics_listen: None,
             resp_listen: Some(DEFAULT_RESP_LISTEN),
             resp_password: None,
+            secret: None,
             advertise_addr: None,
             platform: PlatformKind::Local,
             pool_size: 12,
@@ -187,6 +206,8 @@ impl Default for Config {
             cos: crate::cos::settings::CosSettings::default(),
             window: crate::cluster::window::WindowSettings::default(),
             local: LocalSettings::default(),
+            limits: crate::server::limits::ClientLimits::default(),
+            pricing: crate::metrics::Pricing::default(),
         }
     }
 }
@@ -308,17 +329,24 @@ impl Config {
                 "must be non-empty letters, digits, '-' or '_'".into(),
             );
         }
-        if self
-            .resp_password
-            .as_ref()
-            .is_some_and(|password| password.expose().is_empty())
-        {
-            return invalid(
-                "resp_password",
-                "must not be empty (leave it unset for no password)".into(),
-            );
+        for (name, secret) in [
+            ("resp_password", &self.resp_password),
+            ("secret", &self.secret),
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|secret| secret.expose().is_empty())
+            {
+                return invalid(name, "must not be empty (leave it unset for none)".into());
+            }
         }
         self.cos.validate()?;
+        if let Err(reason) = self.limits.validate() {
+            return invalid("limits", reason);
+        }
+        if let Err(reason) = self.pricing.validate() {
+            return invalid("pricing", reason);
+        }
         if let Err(reason) = self.window.validate() {
             return invalid("window", reason);
         }

@@ -64,12 +64,20 @@ struct ServeArgs {
     /// Turn the admin/status API off.
     #[arg(long, conflicts_with = "admin_listen")]
     no_admin: bool,
+    /// A listener of its own for Prometheus (GET /metrics; the admin API
+    /// serves it too).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// RESP (Redis protocol) listener address [default: 127.0.0.1:6380].
     #[arg(long, value_name = "ADDR")]
     resp_listen: Option<SocketAddr>,
     /// Turn the RESP frontend off (wins over --resp-listen).
     #[arg(long)]
     no_resp: bool,
+    /// Shared secret clients must present (native handshake; RESP AUTH unless
+    /// --resp-password is given).
+    #[arg(long, env = "INFINICACHE_SECRET", hide_env_values = true)]
+    secret: Option<String>,
     /// Password RESP clients must give (AUTH) before anything else.
     #[arg(long, env = "INFINICACHE_RESP_PASSWORD", hide_env_values = true)]
     resp_password: Option<String>,
@@ -115,6 +123,28 @@ struct ServeArgs {
     /// Time limit for one chunk request to a node.
     #[arg(long, value_parser = humantime::parse_duration)]
     node_request_timeout: Option<Duration>,
+    /// Longest key accepted from clients (bytes, at most 65535).
+    #[arg(long)]
+    max_key_len: Option<usize>,
+    /// Requests one native client connection may have in flight.
+    #[arg(long)]
+    max_requests_in_flight: Option<usize>,
+    /// Bytes of request data all clients together may have in the proxy.
+    #[arg(long)]
+    max_buffered_bytes: Option<u64>,
+    /// How long a request may wait for buffer room before it is refused.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    buffer_wait: Option<Duration>,
+    /// Close client connections idle this long (0s: never).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    client_idle_timeout: Option<Duration>,
+    /// Disconnect a client that takes no reply bytes for this long.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    client_write_timeout: Option<Duration>,
+    /// At shutdown, wait this long for requests in flight (and as long
+    /// again for the write-back buffer).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    drain_timeout: Option<Duration>,
     /// AWS region.
     #[arg(long)]
     region: Option<String>,
@@ -214,17 +244,45 @@ impl ServeArgs {
             node_request_timeout,
             region
         );
+        let limits = &mut config.limits;
+        if let Some(len) = self.max_key_len {
+            limits.max_key_len = len;
+        }
+        if let Some(max) = self.max_requests_in_flight {
+            limits.max_requests_in_flight = max;
+        }
+        if let Some(bytes) = self.max_buffered_bytes {
+            limits.max_buffered_bytes = bytes;
+        }
+        if let Some(wait) = self.buffer_wait {
+            limits.buffer_wait = wait;
+        }
+        if let Some(timeout) = self.client_idle_timeout {
+            limits.idle_timeout = timeout;
+        }
+        if let Some(timeout) = self.client_write_timeout {
+            limits.write_timeout = timeout;
+        }
+        if let Some(timeout) = self.drain_timeout {
+            limits.drain_timeout = timeout;
+        }
         if let Some(addr) = self.admin_listen {
             config.admin_listen = Some(addr);
         }
         if self.no_admin {
             config.admin_listen = None;
         }
+        if let Some(addr) = self.metrics_listen {
+            config.metrics_listen = Some(addr);
+        }
         if let Some(addr) = self.resp_listen {
             config.resp_listen = Some(addr);
         }
         if self.no_resp {
             config.resp_listen = None;
+        }
+        if let Some(secret) = self.secret {
+            config.secret = Some(infinicache_proxy::config::Secret::new(secret));
         }
         if let Some(password) = self.resp_password {
             config.resp_password = Some(infinicache_proxy::config::Secret::new(password));
@@ -326,6 +384,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let drain = config.limits.drain_timeout;
     let proxy = match Proxy::start(config).await {
         Ok(proxy) => proxy,
         Err(err) => {
@@ -344,20 +403,26 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let resp = proxy
         .resp_addr()
         .map_or_else(|| "off".to_string(), |addr| addr.to_string());
+    // Only announced when there is one: the line is unchanged otherwise.
+    let metrics = proxy
+        .metrics_addr()
+        .map_or_else(String::new, |addr| format!(" metrics={addr}"));
     println!(
-        "infinicache-proxy ready client={} nodes={} platform={} admin={} resp={}",
+        "infinicache-proxy ready client={} nodes={} platform={} admin={} resp={}{}",
         proxy.client_addr(),
         proxy.node_addr(),
         platform,
         admin,
-        resp
+        resp,
+        metrics
     );
     let _ = std::io::stdout().flush();
     tracing::info!(client = %proxy.client_addr(), nodes = %proxy.node_addr(), %platform, resp = %resp, "serving");
 
     wait_for_shutdown().await;
-    tracing::info!("shutting down");
-    proxy.shutdown().await;
+    tracing::info!("shutting down: draining requests, flushing the write-back buffer");
+    proxy.shutdown(drain).await;
+    tracing::info!("shut down");
     ExitCode::SUCCESS
 }
 

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use tokio::task::AbortHandle;
 
-use crate::client::{Handle, builder, extract_key, extract_value};
+use crate::client::{Handle, Settings, builder, extract_key, extract_value};
 use crate::errors::to_py;
 use crate::runtime::runtime;
 
@@ -25,7 +25,7 @@ pub struct AsyncClient {
 impl AsyncClient {
     /// Connects to the proxies; awaitable, giving an `AsyncClient`.
     #[staticmethod]
-    #[pyo3(signature = (addresses, data_shards = None, parity_shards = None, timeout = 30.0, connect_timeout = 5.0))]
+    #[pyo3(signature = (addresses, data_shards = None, parity_shards = None, timeout = 30.0, connect_timeout = 5.0, *, secret = None))]
     fn connect<'py>(
         py: Python<'py>,
         addresses: &Bound<'py, PyAny>,
@@ -33,14 +33,16 @@ impl AsyncClient {
         parity_shards: Option<i64>,
         timeout: f64,
         connect_timeout: f64,
+        secret: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (builder, addresses) = builder(
+        let (builder, addresses) = builder(Settings {
             addresses,
             data_shards,
             parity_shards,
             timeout,
             connect_timeout,
-        )?;
+            secret,
+        })?;
         spawn(
             py,
             async move { builder.connect().await.map_err(to_py) },

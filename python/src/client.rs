@@ -64,14 +64,26 @@ impl Handle {
     }
 }
 
+/// The settings both client classes take, as Python passed them.
+pub struct Settings<'a, 'py> {
+    pub addresses: &'a Bound<'py, PyAny>,
+    pub data_shards: Option<i64>,
+    pub parity_shards: Option<i64>,
+    pub timeout: f64,
+    pub connect_timeout: f64,
+    pub secret: Option<&'a Bound<'py, PyAny>>,
+}
+
 /// A configured, not yet connected client and its proxy addresses.
-pub fn builder(
-    addresses: &Bound<'_, PyAny>,
-    data_shards: Option<i64>,
-    parity_shards: Option<i64>,
-    timeout: f64,
-    connect_timeout: f64,
-) -> PyResult<(ClientBuilder, Vec<String>)> {
+pub fn builder(settings: Settings<'_, '_>) -> PyResult<(ClientBuilder, Vec<String>)> {
+    let Settings {
+        addresses,
+        data_shards,
+        parity_shards,
+        timeout,
+        connect_timeout,
+        secret,
+    } = settings;
     let addresses = extract_addresses(addresses)?;
     let mut builder = infinicache::Client::builder()
         .proxies(addresses.iter().cloned())
@@ -83,6 +95,9 @@ pub fn builder(
     }
     if let Some(r) = parity_shards {
         builder = builder.parity_shards(shard_count("parity_shards", r)?);
+    }
+    if let Some(secret) = secret.map(extract_secret).transpose()? {
+        builder = builder.secret(secret);
     }
     Ok((builder, addresses))
 }
@@ -106,8 +121,9 @@ impl Client {
 impl Client {
     /// Connects to the proxies at `addresses` (`"host:port"` or a sequence of
     /// them; keys are spread over several proxies by consistent hashing).
+    /// `secret` (keyword only) is the proxies' shared secret, if they need one.
     #[new]
-    #[pyo3(signature = (addresses, data_shards = None, parity_shards = None, timeout = 30.0, connect_timeout = 5.0))]
+    #[pyo3(signature = (addresses, data_shards = None, parity_shards = None, timeout = 30.0, connect_timeout = 5.0, *, secret = None))]
     fn new(
         py: Python<'_>,
         addresses: &Bound<'_, PyAny>,
@@ -115,14 +131,16 @@ impl Client {
         parity_shards: Option<i64>,
         timeout: f64,
         connect_timeout: f64,
+        secret: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let (builder, addresses) = builder(
+        let (builder, addresses) = builder(Settings {
             addresses,
             data_shards,
             parity_shards,
             timeout,
             connect_timeout,
-        )?;
+            secret,
+        })?;
         let client = block_on(py, async move { builder.connect().await.map_err(to_py) })?;
         Ok(Client {
             handle: Handle::new(client, addresses),
@@ -249,6 +267,21 @@ fn extract_addresses(addresses: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         out.push(address.to_cow()?.into_owned());
     }
     Ok(out)
+}
+
+/// A secret: `str` (its UTF-8 bytes) or `bytes`; `None` and empty mean none.
+/// Never part of an error message.
+fn extract_secret(secret: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    if let Ok(secret) = secret.cast::<PyString>() {
+        Ok(Bytes::from(secret.to_cow()?.into_owned()))
+    } else if let Ok(secret) = secret.cast::<PyBytes>() {
+        Ok(Bytes::copy_from_slice(secret.as_bytes()))
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "secret must be str, bytes or None, not {}",
+            type_name(secret)
+        )))
+    }
 }
 
 fn duration(name: &str, seconds: f64) -> PyResult<Duration> {

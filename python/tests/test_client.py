@@ -313,6 +313,7 @@ def test_exception_hierarchy():
     assert issubclass(E.TimeoutError, TimeoutError)  # the built-in one
     assert E.TimeoutError is not TimeoutError
     assert issubclass(E.UnauthorizedError, E.ServerError)
+    assert issubclass(E.UnauthorizedError, PermissionError)
     assert not issubclass(E.Error, ValueError)
 
 

@@ -30,6 +30,8 @@ pub struct TestCache {
     pub admin_addr: SocketAddr,
     /// The RESP (Redis protocol) frontend; `None` when it is off.
     pub resp_addr: Option<String>,
+    /// Prometheus's own listener (`--metrics-listen`); `None` without one.
+    pub metrics_addr: Option<SocketAddr>,
     /// The proxy's data directory (the directory object store lives there),
     /// when the harness made it: removed with the cache.
     data_dir: Option<tempfile::TempDir>,
@@ -115,6 +117,10 @@ impl TestCache {
             .find_map(|part| part.strip_prefix("resp="))
             .filter(|addr| *addr != "off")
             .map(str::to_string);
+        let metrics_addr = ready
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("metrics="))
+            .and_then(|addr| addr.parse().ok());
         TestCache {
             child,
             client_addr: field("client"),
@@ -122,8 +128,15 @@ impl TestCache {
             platform_addr,
             admin_addr,
             resp_addr,
+            metrics_addr,
             data_dir,
         }
+    }
+
+    /// The proxy's process id (`None` once it has been reaped), for tools
+    /// that watch its memory in `/proc`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The data directory the harness made for this cache (none when the
@@ -227,6 +240,21 @@ impl TestCache {
             Value::Array(records) => records,
             other => panic!("billing is not a list: {other}"),
         }
+    }
+
+    /// Sends SIGTERM and waits for the proxy to exit (a drained, flushed
+    /// shutdown): its exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        tokio::time::timeout(Duration::from_secs(120), self.child.wait())
+            .await
+            .expect("the proxy did not exit within 120 s of SIGTERM")
+            .expect("wait for the proxy")
     }
 
     /// Stops the proxy gracefully (it kills its environments).

@@ -3,6 +3,7 @@
 pub mod harness;
 pub mod linearizability;
 pub mod ministack;
+pub mod raw;
 
 use std::path::PathBuf;
 

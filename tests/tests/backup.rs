@@ -131,6 +131,49 @@ async fn a_delta_sync_sends_only_what_changed() {
     cache.stop().await;
 }
 
+/// A node whose idle timeout is a couple of milliseconds goes idle between
+/// any two relay steps of a sync on a busy host; the proxy must still hold
+/// the primary (and the backup environment) until the copy is complete, or
+/// the sync fails with "closed by peer" and a later failover finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_hold_nodes_whose_idle_timeout_is_tiny() {
+    let args: Vec<&str> = MEMORY_ONLY
+        .iter()
+        .copied()
+        .chain(["--node-idle-timeout", "2ms"])
+        .collect();
+    let cache = TestCache::small(&args).await;
+    let client = cache.client(4, 2).await;
+    let objects: Vec<_> = (0..6)
+        .map(|i| (format!("obj-{i}"), random_bytes(1024 * 1024 + i)))
+        .collect();
+    for (key, data) in &objects {
+        client.put(key.as_str(), data.clone()).await.expect("put");
+    }
+    let first = cache.backup_now().await;
+    assert_eq!(first["failed"], serde_json::json!([]), "{first}");
+    assert_eq!(total(&first, "sent"), 6 * 6, "{first}");
+    // The primaries returned last: the next round reaches the same backup
+    // environments, which kept everything.
+    let second = cache.backup_now().await;
+    assert_eq!(second["failed"], serde_json::json!([]), "{second}");
+    assert_eq!(total(&second, "sent"), 0, "{second}");
+    assert_eq!(total(&second, "unchanged"), 6 * 6, "{second}");
+    for node in [1, 3, 5] {
+        reclaim_primary(&cache, &function(node)).await;
+    }
+    for (key, data) in &objects {
+        let got = client.get(key.as_str()).await.expect("get after failover");
+        assert!(got.as_ref() == Some(data), "{key} changed");
+    }
+    eventually("three backups took over", || async {
+        cache.counter("failovers").await == 3
+    })
+    .await;
+    assert_eq!(cache.counter("chunks_lost").await, 0);
+    cache.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_to_the_backup_is_invisible_to_clients() {
     let cache = TestCache::small(MEMORY_ONLY).await;

@@ -1,20 +1,17 @@
 //! Hostile and broken input on both listeners gets an error or a closed
 //! connection, and the proxy keeps serving everyone else.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use infinicache::codec::{CodecParams, ObjectCodec};
 use infinicache::protocol::{
     ClientHello, ClientReply, ClientRequest, Decode, Encode, ErrorCode, ErrorReply, FrameReader,
-    Hello, Key, NodeHello, PutChunk, Welcome,
+    Hello, Key, NodeHello, PutChunk,
 };
 use infinicache::{Client, Error};
 use infinicache_tests::harness::{TestCache, random_bytes};
+use infinicache_tests::raw::{LIMIT, handshaken, reply};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-const LIMIT: Duration = Duration::from_secs(15);
 
 /// Reads frames until the server closes the connection; returns the error
 /// replies seen on the way.
@@ -43,44 +40,6 @@ async fn send_and_collect_errors(addr: &str, hello: &Hello) -> Vec<ErrorReply> {
     errors_until_closed(stream).await
 }
 
-/// Connects and completes the client handshake.
-async fn handshaken(
-    addr: &str,
-) -> (
-    FrameReader<tokio::net::tcp::OwnedReadHalf>,
-    tokio::net::tcp::OwnedWriteHalf,
-) {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (read, mut write) = stream.into_split();
-    let hello = Hello::Client(ClientHello {
-        name: "test".into(),
-    });
-    write
-        .write_all(&hello.encode(0).to_bytes())
-        .await
-        .expect("hello");
-    let mut reader = FrameReader::new(read, 1 << 20);
-    let frame = reader
-        .read_frame()
-        .await
-        .expect("welcome")
-        .expect("a frame");
-    <Result<Welcome, ErrorReply>>::decode(frame)
-        .expect("parse welcome")
-        .expect("welcomed");
-    (reader, write)
-}
-
-async fn reply(reader: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>) -> (u64, ClientReply) {
-    let frame = tokio::time::timeout(LIMIT, reader.read_frame())
-        .await
-        .expect("a reply in time")
-        .expect("read")
-        .expect("connection open");
-    let id = frame.request_id;
-    (id, ClientReply::decode(frame).expect("parse reply"))
-}
-
 async fn assert_still_serving(cache: &TestCache) {
     let client = cache.client(4, 2).await;
     let data = random_bytes(50_000);
@@ -107,10 +66,13 @@ async fn garbage_on_the_client_listener() {
     errors_until_closed(stream).await;
 
     // A Hello with a wrong magic.
-    let mut bad_magic = Hello::Client(ClientHello { name: "x".into() })
-        .encode(0)
-        .to_bytes()
-        .to_vec();
+    let mut bad_magic = Hello::Client(ClientHello {
+        name: "x".into(),
+        secret: None,
+    })
+    .encode(0)
+    .to_bytes()
+    .to_vec();
     bad_magic[14] ^= 0xff;
     let mut stream = TcpStream::connect(&cache.client_addr)
         .await
@@ -328,6 +290,7 @@ async fn garbage_and_impostors_on_the_node_listener() {
     // A client dialing the node listener.
     let hello = Hello::Client(ClientHello {
         name: "lost".into(),
+        secret: None,
     });
     let errors = send_and_collect_errors(&cache.node_addr, &hello).await;
     assert_eq!(

@@ -1007,3 +1007,40 @@ async fn hostile_input_gets_an_error_or_a_clean_close() {
     assert_eq!(exists, 0, "no partial request was applied");
     drop(hanging);
 }
+
+/// A proxy whose RESP address is taken refuses to start and says how to
+/// fix it, rather than running without the frontend its users expect.
+#[tokio::test]
+async fn a_taken_resp_address_stops_the_proxy_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let output = tokio::time::timeout(
+        LIMIT,
+        tokio::process::Command::new(infinicache_tests::target_bin("infinicache-proxy"))
+            .args([
+                "--client-listen",
+                "127.0.0.1:0",
+                "--node-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--admin-listen", "127.0.0.1:0", "--resp-listen", &addr])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("the proxy exits at once")
+    .expect("run the proxy");
+    assert!(!output.status.success(), "the proxy must not start");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("ready"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen for Redis clients on {addr}"))
+            && stderr.contains("--no-resp"),
+        "{stderr}"
+    );
+    drop(taken);
+}

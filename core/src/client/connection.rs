@@ -1,7 +1,9 @@
 //! One client connection to one proxy, (re)established on demand.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
@@ -23,20 +25,28 @@ pub(crate) struct Session {
     pub(crate) default_params: CodecParams,
 }
 
+/// How a client introduces itself to every proxy (shared by its links).
+#[derive(Clone)]
+pub(crate) struct LinkSettings {
+    /// The name in the handshake (shown in the proxy's logs).
+    pub(crate) name: String,
+    /// The proxy's shared secret, if it requires one.
+    pub(crate) secret: Option<Bytes>,
+    pub(crate) connect_timeout: Duration,
+}
+
 /// A lazily (re)connected link to one proxy.
 pub(crate) struct ProxyLink {
     addr: String,
-    name: String,
-    connect_timeout: Duration,
+    settings: Arc<LinkSettings>,
     session: Mutex<Option<Session>>,
 }
 
 impl ProxyLink {
-    pub(crate) fn new(addr: String, name: String, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(addr: String, settings: Arc<LinkSettings>) -> Self {
         ProxyLink {
             addr,
-            name,
-            connect_timeout,
+            settings,
             session: Mutex::new(None),
         }
     }
@@ -53,12 +63,12 @@ impl ProxyLink {
         {
             return Ok(session.clone());
         }
-        let session = tokio::time::timeout(self.connect_timeout, self.connect())
+        let session = tokio::time::timeout(self.settings.connect_timeout, self.connect())
             .await
             .map_err(|_| {
                 Error::Unavailable(format!(
                     "connecting to proxy {} timed out after {:?}",
-                    self.addr, self.connect_timeout
+                    self.addr, self.settings.connect_timeout
                 ))
             })??;
         *slot = Some(session.clone());
@@ -76,7 +86,8 @@ impl ProxyLink {
         let mut reader = FrameReader::new(read, DEFAULT_MAX_FRAME_LEN);
         let mut writer = FrameWriter::new(write);
         let hello = Hello::Client(ClientHello {
-            name: self.name.clone(),
+            name: self.settings.name.clone(),
+            secret: self.settings.secret.clone(),
         });
         writer
             .send(&hello.encode(0))

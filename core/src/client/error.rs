@@ -46,7 +46,7 @@ impl Error {
             Error::Server(reply) => match reply.code {
                 ErrorCode::InvalidArgument => ErrorKind::InvalidArgument,
                 ErrorCode::TooLarge | ErrorCode::CapacityExceeded => ErrorKind::TooLarge,
-                ErrorCode::Unavailable => ErrorKind::Unavailable,
+                ErrorCode::Unavailable | ErrorCode::Busy => ErrorKind::Unavailable,
                 ErrorCode::Timeout => ErrorKind::Timeout,
                 ErrorCode::Protocol | ErrorCode::UnsupportedVersion => ErrorKind::Protocol,
                 ErrorCode::Unauthorized => ErrorKind::Unauthorized,

@@ -21,7 +21,7 @@ use bytes::Bytes;
 pub use error::{Error, ErrorKind};
 pub use ring::Ring;
 
-use self::connection::{ProxyLink, Session};
+use self::connection::{LinkSettings, ProxyLink, Session};
 use crate::codec::{CodecParams, ObjectCodec};
 use crate::protocol::{ClientReply, ClientRequest, Key};
 
@@ -39,6 +39,17 @@ pub struct ClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     name: String,
+    secret: Option<Redacted>,
+}
+
+/// A credential kept out of `Debug` output (and so out of logs).
+#[derive(Clone)]
+struct Redacted(Bytes);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for ClientBuilder {
@@ -51,6 +62,7 @@ impl Default for ClientBuilder {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             name: format!("infinicache-rs/{}", env!("CARGO_PKG_VERSION")),
+            secret: None,
         }
     }
 }
@@ -102,6 +114,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The shared secret of proxies that require one (their `secret`
+    /// setting). An empty secret means none.
+    pub fn secret(mut self, secret: impl Into<Bytes>) -> Self {
+        let secret: Bytes = secret.into();
+        self.secret = (!secret.is_empty()).then_some(Redacted(secret));
+        self
+    }
+
     /// The name this client gives in its handshake (shown in proxy logs).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -121,10 +141,15 @@ impl ClientBuilder {
                 "timeouts must be greater than zero".into(),
             ));
         }
+        let settings = Arc::new(LinkSettings {
+            name: self.name.clone(),
+            secret: self.secret.as_ref().map(|secret| secret.0.clone()),
+            connect_timeout: self.connect_timeout,
+        });
         let links: Vec<ProxyLink> = self
             .proxies
             .iter()
-            .map(|addr| ProxyLink::new(addr.clone(), self.name.clone(), self.connect_timeout))
+            .map(|addr| ProxyLink::new(addr.clone(), settings.clone()))
             .collect();
         let mut first: Option<Session> = None;
         let mut last_err = None;

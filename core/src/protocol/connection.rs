@@ -1,5 +1,7 @@
 //! Reading and writing frames on a byte stream.
 
+use std::time::Duration;
+
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
@@ -103,6 +105,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 /// written straight from their `Bytes` without being copied into it.
 pub struct FrameWriter<W: AsyncWrite> {
     inner: BufWriter<W>,
+    /// Longest the peer may take no bytes at all (see
+    /// [`FrameWriter::set_stall_limit`]).
+    stall: Option<Duration>,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
@@ -110,15 +115,44 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub fn new(inner: W) -> Self {
         FrameWriter {
             inner: BufWriter::with_capacity(64 * 1024, inner),
+            stall: None,
         }
+    }
+
+    /// Fails writes (with `TimedOut`) once the peer has taken no bytes for
+    /// `limit`. A slow reader keeps its connection as long as it makes
+    /// progress; one that stopped reading is found out, so the frames queued
+    /// for it (and whoever waits to queue more) do not wait forever.
+    pub fn set_stall_limit(&mut self, limit: Option<Duration>) {
+        self.stall = limit;
+    }
+
+    /// Runs one write step, bounded by the stall limit.
+    async fn step<T>(
+        stall: Option<Duration>,
+        io: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> std::io::Result<T> {
+        let Some(limit) = stall else {
+            return io.await;
+        };
+        tokio::time::timeout(limit, io).await.unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the peer took no data for {limit:?}"),
+            ))
+        })
     }
 
     /// Queues one frame; call [`FrameWriter::flush`] to push it out.
     pub async fn write_frame(&mut self, frame: &OutFrame) -> std::io::Result<()> {
-        self.inner.write_all(frame.head()).await?;
+        let stall = self.stall;
+        // Each step is one buffer's worth at most (the head is small; a
+        // large body goes out in as many writes as the socket takes), so
+        // bounding each step bounds the time without progress.
+        Self::step(stall, self.inner.write_all(frame.head())).await?;
         let mut body = frame.body().clone();
         while body.has_remaining() {
-            let n = self.inner.write(&body).await?;
+            let n = Self::step(stall, self.inner.write(&body)).await?;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
@@ -129,7 +163,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 
     /// Writes out everything queued.
     pub async fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush().await
+        Self::step(self.stall, self.inner.flush()).await
     }
 
     /// Writes one frame and flushes.

@@ -72,6 +72,9 @@ pub enum ErrorCode {
     Internal,
     /// The operation was abandoned (for example a PUT whose other chunks failed).
     Aborted,
+    /// The proxy is at a configured limit (requests in flight on the
+    /// connection, buffer memory): the request was refused, retry later.
+    Busy,
     /// A code this version does not know.
     Other(u16),
 }
@@ -90,6 +93,7 @@ impl ErrorCode {
             ErrorCode::CapacityExceeded => 8,
             ErrorCode::Internal => 9,
             ErrorCode::Aborted => 10,
+            ErrorCode::Busy => 11,
             ErrorCode::Other(code) => code,
         }
     }
@@ -107,6 +111,7 @@ impl ErrorCode {
             8 => ErrorCode::CapacityExceeded,
             9 => ErrorCode::Internal,
             10 => ErrorCode::Aborted,
+            11 => ErrorCode::Busy,
             other => ErrorCode::Other(other),
         }
     }
@@ -125,6 +130,7 @@ impl fmt::Display for ErrorCode {
             ErrorCode::CapacityExceeded => "capacity exceeded",
             ErrorCode::Internal => "internal error",
             ErrorCode::Aborted => "aborted",
+            ErrorCode::Busy => "busy",
             ErrorCode::Other(code) => return write!(f, "error {code}"),
         };
         f.write_str(name)

@@ -33,10 +33,23 @@ pub enum Hello {
 }
 
 /// A client's introduction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientHello {
     /// Shown in the proxy's logs.
     pub name: String,
+    /// The shared secret of a proxy that requires one (`None` otherwise).
+    /// Sent in the clear: use TLS, or a trusted network, when it matters.
+    pub secret: Option<Bytes>,
+}
+
+impl std::fmt::Debug for ClientHello {
+    // The secret is a credential: keep it out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientHello")
+            .field("name", &self.name)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// A cache node's introduction.
@@ -99,6 +112,7 @@ impl Encode for Hello {
             Hello::Client(hello) => {
                 buf.put_u8(ROLE_CLIENT);
                 put_message(buf, &hello.name);
+                put_bytes16(buf, hello.secret.as_deref().unwrap_or_default());
             }
             Hello::Node(hello) => {
                 buf.put_u8(ROLE_NODE);
@@ -135,9 +149,17 @@ impl Decode for Hello {
             });
         }
         let hello = match r.u8()? {
-            ROLE_CLIENT => Hello::Client(ClientHello {
-                name: r.string16("client name")?,
-            }),
+            ROLE_CLIENT => {
+                let name = r.string16("client name")?;
+                // Optional: clients from before secrets existed end here. An
+                // empty secret is no secret.
+                let secret = if r.remaining() > 0 {
+                    Some(r.bytes16()?).filter(|secret| !secret.is_empty())
+                } else {
+                    None
+                };
+                Hello::Client(ClientHello { name, secret })
+            }
             ROLE_NODE => Hello::Node(NodeHello {
                 node_id: r.u32()?,
                 token: r.bytes16()?,

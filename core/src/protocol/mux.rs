@@ -50,6 +50,9 @@ struct Shared<Rep> {
     /// connection end even while clones of the handle are still around.
     tx: Mutex<Option<mpsc::Sender<OutFrame>>>,
     reader: Mutex<Option<JoinHandle<()>>>,
+    /// Set by [`Mux::seal`]: why new requests are refused while the ones
+    /// already sent still get their replies.
+    sealed: Mutex<Option<String>>,
 }
 
 impl<Rep> Shared<Rep> {
@@ -58,6 +61,9 @@ impl<Rep> Shared<Rep> {
         let Some(map) = pending.as_mut() else {
             return Err(MuxError::Closed(self.close_reason.lock().clone()));
         };
+        if let Some(reason) = self.sealed.lock().as_ref() {
+            return Err(MuxError::Closed(reason.clone()));
+        }
         // Request id 0 is reserved for unsolicited messages.
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).max(1);
         map.insert(id, slot);
@@ -129,6 +135,7 @@ impl<Req: Encode, Rep: Decode + Send + 'static> Mux<Req, Rep> {
             next_id: AtomicU64::new(1),
             tx: Mutex::new(Some(tx)),
             reader: Mutex::new(None),
+            sealed: Mutex::new(None),
         });
         let weak = Arc::downgrade(&shared);
         let task = tokio::spawn(async move {
@@ -236,6 +243,14 @@ impl<Req: Encode, Rep: Decode + Send + 'static> Mux<Req, Rep> {
         self.shared.pending.lock().as_ref().map_or(0, HashMap::len)
     }
 
+    /// Refuses new requests (as closed, for `reason`) while the ones already
+    /// sent still get their replies: for a peer about to leave, which
+    /// answers what it received before it was told to go and nothing after.
+    pub fn seal(&self, reason: impl Into<String>) {
+        let _pending = self.shared.pending.lock();
+        *self.shared.sealed.lock() = Some(reason.into());
+    }
+
     /// Fails every pending request, refuses new ones, and closes the
     /// sending half once what is queued is written (the reader keeps
     /// running until the peer closes too, or the last clone is dropped).
@@ -278,5 +293,50 @@ impl<Rep> ReplyStream<Rep> {
 impl<Rep> Drop for ReplyStream<Rep> {
     fn drop(&mut self) {
         self.shared.forget(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{NodeReply, NodeRequest};
+
+    #[tokio::test]
+    async fn a_sealed_link_refuses_new_requests_and_answers_the_old() {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (read, write) = tokio::io::split(ours);
+        let mux: Mux<NodeRequest, NodeReply> = Mux::start(
+            FrameReader::new(read, 1 << 20),
+            FrameWriter::new(write),
+            None,
+        );
+        let (peer_read, peer_write) = tokio::io::split(theirs);
+        let mut peer_reader = FrameReader::new(peer_read, 1 << 20);
+        let mut peer_writer = FrameWriter::new(peer_write);
+
+        let first = tokio::spawn({
+            let mux = mux.clone();
+            async move { mux.call(&NodeRequest::Ping).await }
+        });
+        let frame = peer_reader
+            .read_frame()
+            .await
+            .expect("read")
+            .expect("a request");
+        mux.seal("the node is leaving");
+        match mux.call(&NodeRequest::List).await {
+            Err(MuxError::Closed(reason)) => assert_eq!(reason, "the node is leaving"),
+            other => panic!("a new request on a sealed link: {other:?}"),
+        }
+        peer_writer
+            .send(&NodeReply::Pong { used: 1, chunks: 2 }.encode(frame.request_id))
+            .await
+            .expect("answer");
+        let reply = first
+            .await
+            .expect("task")
+            .expect("the earlier request's reply");
+        assert!(matches!(reply, NodeReply::Pong { used: 1, chunks: 2 }));
+        assert!(!mux.is_closed(), "sealed is not closed");
     }
 }

@@ -14,6 +14,7 @@ const KIND_DROP: u8 = 0x32;
 const KIND_BYE_ACK: u8 = 0x33;
 const KIND_PING: u8 = 0x34;
 const KIND_LIST: u8 = 0x35;
+const KIND_STAY: u8 = 0x36;
 
 const KIND_STORED: u8 = 0x40;
 const KIND_CHUNK: u8 = 0x41;
@@ -51,14 +52,20 @@ pub enum NodeRequest {
     /// sends nothing after it, so once the node has answered everything
     /// received before it, it may return from its invocation.
     ByeAck,
-    /// Are you there? Answered with [`NodeReply::Pong`]. Also keeps a node
-    /// from going idle: the proxy pings a primary while it relays a backup
-    /// from it, so its invocation (and environment) stays busy.
+    /// Are you there? Answered with [`NodeReply::Pong`]; resets the node's
+    /// idle clock.
     Ping,
     /// List every chunk held ([`NodeReply::Inventory`]): how the proxy learns
     /// what an environment it did not expect (a backup taking over, or one
     /// being synced) actually holds.
     List,
+    /// Declines the node's [`NodeReply::Bye`] (request id 0, no reply): the
+    /// proxy still needs this invocation, because a backup of the node is
+    /// being synced through it. The node goes on serving as if it had just
+    /// been active, unless its invocation's deadline is near. Holding the
+    /// invocation this way does not depend on how promptly anything reaches
+    /// the node, however short its idle timeout.
+    Stay,
 }
 
 /// Replies a node sends to the proxy.
@@ -113,6 +120,7 @@ impl Encode for NodeRequest {
             NodeRequest::ByeAck => OutFrame::builder(KIND_BYE_ACK, request_id).finish(Bytes::new()),
             NodeRequest::Ping => OutFrame::builder(KIND_PING, request_id).finish(Bytes::new()),
             NodeRequest::List => OutFrame::builder(KIND_LIST, request_id).finish(Bytes::new()),
+            NodeRequest::Stay => OutFrame::builder(KIND_STAY, request_id).finish(Bytes::new()),
         }
     }
 }
@@ -142,6 +150,7 @@ impl Decode for NodeRequest {
             KIND_BYE_ACK => NodeRequest::ByeAck,
             KIND_PING => NodeRequest::Ping,
             KIND_LIST => NodeRequest::List,
+            KIND_STAY => NodeRequest::Stay,
             kind => {
                 return Err(ProtocolError::UnexpectedKind {
                     kind,

@@ -6,6 +6,8 @@
  *                                             a line on stdin (the driver stops the
  *                                             proxy meanwhile), then expects a fast
  *                                             INFINICACHE_UNAVAILABLE
+ *   test_infinicache --secret SECRET ADDR     the tests of a proxy started with
+ *                                             --secret SECRET; prints "N passed, M failed"
  *
  * The address may also come from the environment variable INFINICACHE_PROXY.
  * Driven by ffi/tests/c_suite.rs, which builds this file and starts the proxy.
@@ -292,7 +294,7 @@ static int test_invalid_arguments(infinicache_client *c) {
 static int test_options_default(void) {
   infinicache_options o = infinicache_options_default();
   CHECK(o.data_shards == 0 && o.parity_shards == INFINICACHE_PARITY_DEFAULT &&
-            o.timeout_ms == 0 && o.connect_timeout_ms == 0,
+            o.timeout_ms == 0 && o.connect_timeout_ms == 0 && o.secret == NULL,
         "unexpected defaults");
   /* Proxy defaults: a client with NULL options works. */
   infinicache_client *client = NULL;
@@ -331,6 +333,73 @@ static int stopped_proxy(void) {
   return ok ? 0 : 1;
 }
 
+/* ---- against a proxy started with --secret (see secret_suite) ---- */
+
+static const char *secret;
+
+/* Connects with `client_secret` as options.secret, expecting a refusal:
+ * INFINICACHE_UNAUTHORIZED, *out reset to NULL, a message containing `want`
+ * and never the secret that was sent. */
+static int expect_refused(const char *client_secret, const char *want) {
+  infinicache_options options = infinicache_options_default();
+  options.data_shards = 4;
+  options.parity_shards = 2;
+  options.secret = client_secret;
+  infinicache_client *client = (infinicache_client *)&options; /* must be reset */
+  infinicache_error *err = infinicache_client_new(&proxy, 1, &options, &client);
+  CHECK(err != NULL, "connected with secret \"%s\"",
+        client_secret ? client_secret : "(NULL)");
+  int code = (int)err->code;
+  int has_want = strstr(err->message, want) != NULL;
+  int leaks = client_secret != NULL && client_secret[0] != '\0' &&
+              strstr(err->message, client_secret) != NULL;
+  if (code != INFINICACHE_UNAUTHORIZED || !has_want || leaks)
+    fprintf(stderr, "  refused: code %d, message \"%s\"\n", code, err->message);
+  infinicache_error_free(err);
+  CHECK(code == INFINICACHE_UNAUTHORIZED, "code %d, want INFINICACHE_UNAUTHORIZED", code);
+  CHECK(has_want, "message lacks \"%s\"", want);
+  CHECK(!leaks, "the message shows the secret");
+  CHECK(client == NULL, "out not reset on failure");
+  return 1;
+}
+
+static int test_no_secret_is_unauthorized(void) {
+  /* NULL options, NULL secret and "" all mean "no secret". */
+  infinicache_client *client = NULL;
+  CHECK_CODE(infinicache_client_new(&proxy, 1, NULL, &client), INFINICACHE_UNAUTHORIZED);
+  CHECK(client == NULL, "client set by a refused connect");
+  return expect_refused(NULL, "requires a secret") && expect_refused("", "requires a secret");
+}
+
+static int test_wrong_secret_is_unauthorized(void) {
+  char wrong[256];
+  snprintf(wrong, sizeof wrong, "%s!", secret); /* one byte more */
+  return expect_refused(wrong, "wrong secret") && expect_refused("guess", "wrong secret");
+}
+
+static int test_secret_round_trips(void) {
+  /* A copy freed right after connecting: the library keeps none of it. */
+  char *copy = strdup(secret);
+  CHECK(copy != NULL, "strdup");
+  infinicache_options options = infinicache_options_default();
+  options.data_shards = 4;
+  options.parity_shards = 2;
+  options.timeout_ms = 60000;
+  options.secret = copy;
+  infinicache_client *client = NULL;
+  infinicache_error *err = infinicache_client_new(&proxy, 1, &options, &client);
+  memset(copy, 'x', strlen(copy));
+  free(copy);
+  CHECK_OK(err);
+  CHECK(client != NULL, "no client");
+  int ok = round_trip(client, "c/secret/small", 1024) &&
+           round_trip(client, "c/secret/large", 3 * 1024 * 1024) &&
+           test_delete_exists(client);
+  infinicache_client_free(client);
+  CHECK(ok, "operations with the secret");
+  return 1;
+}
+
 #define RUN(test)                                     \
   do {                                                \
     double start_ = now_s();                          \
@@ -340,14 +409,29 @@ static int stopped_proxy(void) {
     if (ok_) passed++; else failed++;                 \
   } while (0)
 
+static int secret_suite(void) {
+  RUN(test_no_secret_is_unauthorized());
+  RUN(test_wrong_secret_is_unauthorized());
+  RUN(test_secret_round_trips());
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   int stopped = argc > 2 && strcmp(argv[1], "--stopped-proxy") == 0;
-  proxy = stopped ? argv[2] : argc > 1 ? argv[1] : getenv("INFINICACHE_PROXY");
+  int with_secret = argc > 3 && strcmp(argv[1], "--secret") == 0;
+  if (with_secret) {
+    secret = argv[2];
+    proxy = argv[3];
+  } else {
+    proxy = stopped ? argv[2] : argc > 1 ? argv[1] : getenv("INFINICACHE_PROXY");
+  }
   if (proxy == NULL) {
     fprintf(stderr, "usage: %s PROXY_ADDR (or INFINICACHE_PROXY)\n", argv[0]);
     return 2;
   }
   if (stopped) return stopped_proxy();
+  if (with_secret) return secret_suite();
 
   infinicache_client *client = connect_client();
   if (client == NULL) {

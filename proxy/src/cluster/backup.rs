@@ -6,7 +6,9 @@
 //! makes the provider start (or reuse) *another* environment of it. So:
 //!
 //! 1. the proxy makes sure the primary is serving (invoking it if idle) and
-//!    keeps it busy with pings for as long as the sync runs;
+//!    keeps it busy for as long as the sync runs: it declines the primary's
+//!    `Bye` with `Stay` (pings would race the node's idle timer, and lose
+//!    when the timeout is a few milliseconds and the host is busy);
 //! 2. it invokes the same function again with a `backup` payload and a
 //!    token of its own; that invocation lands on a second environment, which
 //!    dials the proxy like any node (functions accept no connections, so the
@@ -17,7 +19,7 @@
 //!    longer has are dropped. A chunk the backup already holds never travels
 //!    again;
 //! 4. it closes the backup's connection and waits for the backup to return
-//!    before it stops pinging the primary: the primary returns last, so it
+//!    before it lets the primary go: the primary returns last, so it
 //!    stays the environment the provider routes the next invocation to, and
 //!    the backup is frozen with its copy.
 //!
@@ -143,7 +145,7 @@ impl Cluster {
     ///
     /// The work runs in a task of its own: a caller that gives up (an admin
     /// request whose client went away) must not leave the sync half-done,
-    /// with the node's slot marked as backing up and its primary pinged on.
+    /// with the node's slot marked as backing up and its primary held.
     pub async fn backup_node(self: &Arc<Self>, node: NodeId) -> Result<NodeBackup, BackupError> {
         let cluster = self.clone();
         tokio::spawn(async move { cluster.run_backup(node).await })
@@ -166,20 +168,24 @@ impl Cluster {
                 reason: "the primary's chunks could not be listed".into(),
             });
         }
-        let primary = self.link_for(node, InvocationKind::Backup).await?;
-        // Proves the primary is there and resets its idle clock before the
-        // backup invocation is placed.
-        expect_pong(node, primary.call(&NodeRequest::Ping).await)?;
+        // Reserve the backup before reaching the primary: from then on the
+        // primary's Bye is declined, so once it serves it stays serving
+        // until the backup has returned, however short its idle timeout.
         let Some((token, backup)) = slot.begin_backup() else {
             return Err(BackupError::Failed {
                 node,
-                reason: "the primary is not serving or a backup is already running".into(),
+                reason: "a backup is already running".into(),
             });
         };
-        let keep_alive = tokio::spawn(keep_busy(primary.clone(), self.config.node_idle_timeout));
-        let invocation = self.spawn_backup_invocation(node, token);
-
+        let mut invocation = None;
         let result = async {
+            let primary = self.link_for(node, InvocationKind::Backup).await?;
+            // Proves the primary is there before the backup invocation is
+            // placed (a link to an environment that just died would let the
+            // invocation land on a fresh environment with nothing to copy).
+            expect_pong(node, primary.call(&NodeRequest::Ping).await)?;
+            slot.backup_placed();
+            invocation = Some(self.spawn_backup_invocation(node, token));
             let backup = match tokio::time::timeout(self.config.connect_timeout, backup).await {
                 Ok(Ok(Ok(backup))) => backup,
                 Ok(Ok(Err(refused))) => {
@@ -211,13 +217,13 @@ impl Cluster {
         // Hold the primary until the backup has returned: the environment
         // that returns last is where the provider sends the next invocation,
         // and the next round must find the backup idle to reach it again.
-        if tokio::time::timeout(self.config.connect_timeout, invocation)
-            .await
-            .is_err()
+        if let Some(invocation) = invocation
+            && tokio::time::timeout(self.config.connect_timeout, invocation)
+                .await
+                .is_err()
         {
             tracing::warn!(node, "the backup invocation did not return");
         }
-        keep_alive.abort();
         if let Some(token) = slot.end_backup(result.as_ref().ok().map(|done| done.instance_id)) {
             // Requests queued while the primary was gone: the backup
             // environment is free now, and the invocation will find it.
@@ -401,18 +407,5 @@ fn expect_pong(
             node,
             reason: format!("the primary did not answer a ping: {other:?}"),
         }),
-    }
-}
-
-/// Pings the primary often enough that it never reaches its idle timeout:
-/// if it returned, the provider could place the next invocation on the
-/// backup environment while the sync still runs.
-async fn keep_busy(primary: NodeLink, idle_timeout: Duration) {
-    let period = (idle_timeout / 3).max(Duration::from_millis(5));
-    loop {
-        tokio::time::sleep(period).await;
-        if primary.call(&NodeRequest::Ping).await.is_err() {
-            return;
-        }
     }
 }

@@ -41,6 +41,9 @@ pub struct Durable {
     /// Permits are KiB of write-back buffer.
     buffer: Arc<Semaphore>,
     buffer_kib: u32,
+    /// Background writes (write-backs, manifest records of async PUTs): a
+    /// shutdown flushes them.
+    background: tokio_util::task::TaskTracker,
 }
 
 /// Whether a version is still wanted (visible or being PUT): background
@@ -59,7 +62,22 @@ impl Durable {
             mode,
             buffer: Arc::new(Semaphore::new(buffer_kib as usize)),
             buffer_kib,
+            background: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Where background writes to the store are spawned.
+    pub fn background(&self) -> &tokio_util::task::TaskTracker {
+        &self.background
+    }
+
+    /// Waits for every background write spawned so far (the write-back
+    /// buffer and pending manifest records) to reach the store, or give up
+    /// because its version went away.
+    pub async fn flush(&self) {
+        self.background.close();
+        self.background.wait().await;
+        self.background.reopen();
     }
 
     pub fn cos(&self) -> &Cos {
@@ -93,7 +111,7 @@ impl Durable {
                 let permit = self.reserve(body.len()).await?;
                 let writer = self.clone();
                 let (key, version) = (key.clone(), chunk.header.version);
-                tokio::spawn(async move {
+                self.background.spawn(async move {
                     writer
                         .write_back(&key, version, &object, body, live.as_ref())
                         .await;

@@ -136,6 +136,10 @@ impl Counters {
     }
 }
 
+/// How many links a node request tries before it fails with the last
+/// connection error.
+const CALL_ATTEMPTS: u32 = 3;
+
 /// The node pool, object metadata and invoker.
 pub struct Cluster {
     config: Arc<Config>,
@@ -163,6 +167,13 @@ pub struct Cluster {
     /// Set once shutdown begins: invocations failing from then on are
     /// expected (their environments are being killed), not news.
     shutting_down: AtomicBool,
+    /// The request bytes all clients may have in the proxy at once.
+    buffers: crate::server::limits::BufferBudget,
+    /// Client requests in flight (native request tasks, RESP commands): a
+    /// shutdown waits for them.
+    requests: tokio_util::task::TaskTracker,
+    /// Set when a shutdown begins draining: new requests are refused.
+    draining: AtomicBool,
 }
 
 impl Cluster {
@@ -210,8 +221,43 @@ impl Cluster {
             record_locks: Mutex::new(HashMap::new()),
             leases: leases::Leases::default(),
             shutting_down: AtomicBool::new(false),
+            buffers: crate::server::limits::BufferBudget::new(&config.limits),
+            requests: tokio_util::task::TaskTracker::new(),
+            draining: AtomicBool::new(false),
             config,
         })
+    }
+
+    /// Client requests in flight: spawn request tasks on it, or hold one of
+    /// its tokens while a request runs.
+    pub fn requests(&self) -> &tokio_util::task::TaskTracker {
+        &self.requests
+    }
+
+    /// Whether a shutdown is draining requests (new ones are refused).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Refuses new client requests from now on and waits for those in
+    /// flight to finish.
+    pub async fn drain_requests(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.requests.close();
+        self.requests.wait().await;
+    }
+
+    /// Tells every serving node to return (closes its connection): at
+    /// shutdown, so no invocation stays billed waiting for its idle timeout.
+    pub fn dismiss_nodes(&self) {
+        for slot in &self.nodes {
+            slot.dismiss("the proxy is shutting down");
+        }
+    }
+
+    /// The proxy-wide budget of buffered client request bytes.
+    pub fn buffers(&self) -> &crate::server::limits::BufferBudget {
+        &self.buffers
     }
 
     pub fn config(&self) -> &Config {
@@ -284,10 +330,17 @@ impl Cluster {
             attempt += 1;
             let link = self.link(node).await?;
             match tokio::time::timeout(timeout, link.call(request)).await {
-                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Ok(reply)) => {
+                    crate::metrics::global().node_call(request, &reply);
+                    return Ok(reply);
+                }
                 Ok(Err(MuxError::Closed(reason))) => {
                     self.slot(node)?.detach(&link);
-                    if attempt >= 2 {
+                    // A link closes under a request when its node leaves
+                    // (idle, or reclaimed): the request goes to the next
+                    // invocation. Under load a short idle timeout can end
+                    // that one too before the request reaches it.
+                    if attempt >= CALL_ATTEMPTS {
                         return Err(NodeError::Unavailable { node, reason });
                     }
                 }
@@ -484,6 +537,17 @@ impl Cluster {
         slot.attach_backup(&hello.token, hello.instance_id, link)
     }
 
+    /// Whether `node`'s Bye on `link` must be declined: a backup is being
+    /// synced from that primary.
+    pub fn holds_primary(&self, node: NodeId, link: &NodeLink) -> bool {
+        self.slot(node).is_ok_and(|slot| slot.holds_primary(link))
+    }
+
+    /// Whether a backup of `node` is being synced (its environment stays).
+    pub fn backup_running(&self, node: NodeId) -> bool {
+        self.slot(node).is_ok_and(|slot| slot.backup_running())
+    }
+
     /// The node said Bye or its connection closed.
     pub fn detach(&self, node: NodeId, link: &NodeLink) {
         if let Ok(slot) = self.slot(node) {
@@ -515,7 +579,8 @@ impl Cluster {
                 } else {
                     finished.announce();
                     let cluster = self.clone();
-                    tokio::spawn(async move {
+                    // Tracked: a shutdown waits for the record.
+                    durable.background().spawn(async move {
                         let _ = cluster.sync_record(&key).await;
                     });
                 }

@@ -27,6 +27,7 @@
 //! the primary is reclaimed and the next invocation lands on the backup,
 //! the takeover is recognised as a failover.
 
+use crate::auth::constant_time_eq;
 use std::time::{Duration, Instant};
 
 use infinicache::protocol::{Mux, NodeReply, NodeRequest};
@@ -101,6 +102,10 @@ pub struct BackupLink {
 struct PendingBackup {
     token: String,
     link: Option<oneshot::Sender<Result<BackupLink, BackupRefused>>>,
+    /// The backup invocation was placed: from now on a new serving
+    /// invocation would land on a third environment, so none is started
+    /// until the backup ends.
+    placed: bool,
 }
 
 enum Phase {
@@ -291,7 +296,9 @@ impl NodeSlot {
         // environment is busy: an invocation now would land on a third,
         // empty one. Wait; the end of the backup starts the invocation.
         let invoke = match state.phase {
-            Phase::Idle if state.backup.is_none() => Some(self.begin_invocation(&mut state)),
+            Phase::Idle if !state.backup.as_ref().is_some_and(|backup| backup.placed) => {
+                Some(self.begin_invocation(&mut state))
+            }
             _ => None,
         };
         Acquire::Wait { link: rx, invoke }
@@ -344,16 +351,17 @@ impl NodeSlot {
         })
     }
 
-    /// Starts a backup: allowed only while the primary is serving (so the
-    /// provider must place the invocation on another environment) and no
-    /// other backup is in flight. Returns the backup invocation's token and
-    /// where its connection will be delivered.
+    /// Reserves a backup, unless another one is in flight. From now until
+    /// [`NodeSlot::end_backup`] the serving primary is held (its Bye is
+    /// declined), so the caller makes sure the primary serves and only then
+    /// places the backup invocation: the provider must put it on another
+    /// environment. Returns the backup invocation's token and where its
+    /// connection will be delivered.
     pub fn begin_backup(
         &self,
     ) -> Option<(String, oneshot::Receiver<Result<BackupLink, BackupRefused>>)> {
         let mut state = self.state.lock();
-        let serving = matches!(&state.phase, Phase::Serving { link } if !link.is_closed());
-        if !serving || state.backup.is_some() {
+        if state.backup.is_some() {
             return None;
         }
         let token = new_token();
@@ -361,8 +369,17 @@ impl NodeSlot {
         state.backup = Some(PendingBackup {
             token: token.clone(),
             link: Some(tx),
+            placed: false,
         });
         Some((token, rx))
+    }
+
+    /// The backup invocation is about to be placed (the primary serves and
+    /// is held).
+    pub fn backup_placed(&self) {
+        if let Some(backup) = self.state.lock().backup.as_mut() {
+            backup.placed = true;
+        }
     }
 
     /// The backup environment dialed in with `token`.
@@ -472,6 +489,29 @@ impl NodeSlot {
         })
     }
 
+    /// Whether a Bye from `link` must be declined (with `Stay`): it is the
+    /// serving primary and a backup is being synced from it. Were it to
+    /// return, the provider could route the backup invocation, or the next
+    /// serving one, to the wrong environment.
+    pub fn holds_primary(&self, link: &NodeLink) -> bool {
+        let state = self.state.lock();
+        state.backup.is_some()
+            && matches!(&state.phase, Phase::Serving { link: current } if current.same_connection(link))
+    }
+
+    /// Closes the serving connection, if any (the node returns).
+    pub fn dismiss(&self, reason: &'static str) {
+        if let Phase::Serving { link } = &self.state.lock().phase {
+            link.close(reason);
+        }
+    }
+
+    /// Whether a backup sync is under way (its environment's Bye is
+    /// declined until the sync closes the connection).
+    pub fn backup_running(&self) -> bool {
+        self.state.lock().backup.is_some()
+    }
+
     /// The node said Bye or its connection closed: stop routing to `link`.
     /// Requests arriving from now on wait for the invocation to end and a
     /// new one to start.
@@ -523,7 +563,7 @@ impl NodeSlot {
             }
             return None;
         }
-        if state.waiters.is_empty() || state.backup.is_some() {
+        if state.waiters.is_empty() || state.backup.as_ref().is_some_and(|backup| backup.placed) {
             // Nobody waiting, or the backup environment is busy: the end of
             // the backup starts the next invocation (see `end_backup`).
             None
@@ -552,11 +592,6 @@ impl NodeSlot {
 fn new_token() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Compares secrets without leaking where they differ through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ enum InvocationType {
 
 /// Splits a `FunctionName` (name, `name:qualifier`, full or partial ARN)
 /// into name and qualifier.
-fn parse_function_name(raw: &str) -> Option<(&str, Option<&str>)> {
+pub(super) fn parse_function_name(raw: &str) -> Option<(&str, Option<&str>)> {
     let parts: Vec<&str> = raw.split(':').collect();
     let (name, qualifier) = match parts.as_slice() {
         [name] => (*name, None),
@@ -159,7 +159,7 @@ async fn parse_request(
 /// `X-Amz-Client-Context` is base64 JSON; the runtime gets the JSON itself
 /// (and `lambda_runtime` aborts on a context it cannot parse, so it is
 /// checked here).
-fn decode_client_context(raw: &[u8]) -> Result<String, ApiError> {
+pub(super) fn decode_client_context(raw: &[u8]) -> Result<String, ApiError> {
     let invalid =
         || ApiError::invalid_content("Client context must be a valid Base64-encoded JSON object.");
     if raw.len() > MAX_CLIENT_CONTEXT {

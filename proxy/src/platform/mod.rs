@@ -28,6 +28,7 @@ mod function;
 mod ids;
 mod invocation;
 mod invoke_api;
+pub mod parsers;
 mod process;
 mod reclaim;
 mod runtime_api;
@@ -184,6 +185,13 @@ impl LocalPlatform {
     /// Cold starts and reclaims so far (also `GET /admin/stats`).
     pub fn stats(&self) -> PlatformStats {
         self.shared.reclaimer.stats()
+    }
+
+    /// A reader of [`Self::stats`] that stays valid wherever the platform
+    /// moves (the proxy's `/metrics` keeps one).
+    pub fn stats_reader(&self) -> impl Fn() -> PlatformStats + Send + Sync + 'static {
+        let reclaimer = Arc::clone(&self.shared.reclaimer);
+        move || reclaimer.stats()
     }
 
     /// Stops the listeners and kills every environment, waiting until all

@@ -9,8 +9,8 @@
 //! sent (up to `WRITE_QUEUE` batches: a client that writes a long
 //! pipeline before reading anything is not stalled by its first replies),
 //! and it writes bulk values straight from their buffers with vectored I/O,
-//! without copying them. A client that reads nothing for `WRITE_STALL`
-//! is dropped.
+//! without copying them. A client that reads nothing for the write stall
+//! limit (`limits.write_timeout`) is dropped.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -39,9 +39,6 @@ const WRITE_QUEUE: usize = 64;
 
 /// Most buffers written in one vectored write.
 const MAX_IOVECS: usize = 64;
-
-/// A client that accepts no reply bytes for this long is dropped.
-const WRITE_STALL: Duration = Duration::from_secs(60);
 
 /// When closing, how long, and how many bytes, what the client still sends
 /// is read and discarded (see [`Connection::close`]).
@@ -79,8 +76,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Wraps `stream`, reading requests within `limits`.
-    pub fn new(stream: TcpStream, limits: Limits) -> Self {
+    /// Wraps `stream`, reading requests within `limits`; a client that
+    /// takes no reply bytes for `write_stall` is disconnected.
+    pub fn new(stream: TcpStream, limits: Limits, write_stall: Duration) -> Self {
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
@@ -91,7 +89,7 @@ impl Connection {
             output: Output::new(),
             protocol: Protocol::Resp2,
             writer: tx,
-            writer_task: tokio::spawn(write_loop(writer, rx)),
+            writer_task: tokio::spawn(write_loop(writer, rx, write_stall)),
         }
     }
 
@@ -173,9 +171,13 @@ impl Connection {
 
 /// Writes reply batches in order until the connection ends, then shuts the
 /// socket down (the client sees EOF after the last reply).
-async fn write_loop(mut socket: OwnedWriteHalf, mut batches: mpsc::Receiver<Vec<Bytes>>) {
+async fn write_loop(
+    mut socket: OwnedWriteHalf,
+    mut batches: mpsc::Receiver<Vec<Bytes>>,
+    stall: Duration,
+) {
     while let Some(parts) = batches.recv().await {
-        if let Err(err) = write_all(&mut socket, parts).await {
+        if let Err(err) = write_all(&mut socket, parts, stall).await {
             tracing::debug!(error = %err, "RESP client write failed");
             return;
         }
@@ -184,7 +186,11 @@ async fn write_loop(mut socket: OwnedWriteHalf, mut batches: mpsc::Receiver<Vec<
 }
 
 /// Writes `parts` in order with vectored writes, without copying them.
-async fn write_all(socket: &mut OwnedWriteHalf, parts: Vec<Bytes>) -> io::Result<()> {
+async fn write_all(
+    socket: &mut OwnedWriteHalf,
+    parts: Vec<Bytes>,
+    stall: Duration,
+) -> io::Result<()> {
     let mut parts: VecDeque<Bytes> = parts.into_iter().filter(|part| !part.is_empty()).collect();
     while !parts.is_empty() {
         let slices: Vec<IoSlice<'_>> = parts
@@ -192,7 +198,7 @@ async fn write_all(socket: &mut OwnedWriteHalf, parts: Vec<Bytes>) -> io::Result
             .take(MAX_IOVECS)
             .map(|part| IoSlice::new(part))
             .collect();
-        let mut written = tokio::time::timeout(WRITE_STALL, socket.write_vectored(&slices))
+        let mut written = tokio::time::timeout(stall, socket.write_vectored(&slices))
             .await
             .map_err(|_| {
                 io::Error::new(io::ErrorKind::TimedOut, "the client reads no replies")

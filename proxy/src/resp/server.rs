@@ -39,6 +39,15 @@ pub fn spawn(listener: TcpListener, frontend: Arc<Frontend>) -> JoinHandle<()> {
     })
 }
 
+/// Bytes of values a request carries (its bulk strings).
+fn request_bytes(request: &Frame) -> usize {
+    match request {
+        Frame::Array(items) => items.iter().map(request_bytes).sum(),
+        Frame::Bulk(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
 /// Counts a connection as connected for as long as it lives.
 struct ConnectedGuard(Arc<Frontend>);
 
@@ -56,11 +65,24 @@ pub async fn serve(frontend: Arc<Frontend>, stream: TcpStream, peer: SocketAddr)
     Stats::add(&frontend.stats.connections_received, 1);
     Stats::add(&frontend.stats.connected_clients, 1);
     let _connected = ConnectedGuard(frontend.clone());
-    let mut connection = Connection::new(stream, frontend.limits());
+    let limits = &frontend.cluster().config().limits;
+    let mut connection = Connection::new(stream, frontend.limits(), limits.write_timeout);
     let mut session = Session::new(frontend.next_client_id(), !frontend.requires_password());
+    session.max_key_len = limits.max_key_len;
     tracing::debug!(%peer, id = session.id, "RESP client connected");
     loop {
-        let request = match connection.read_request(session.authenticated).await {
+        let read = connection.read_request(session.authenticated);
+        let read = match limits.idle() {
+            None => read.await,
+            Some(limit) => match tokio::time::timeout(limit, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    tracing::debug!(%peer, id = session.id, "closing a RESP connection idle for {limit:?}");
+                    break;
+                }
+            },
+        };
+        let request = match read {
             Ok(Some(request)) => request,
             Ok(None) => break,
             Err(ReadError::Io(err)) => {
@@ -73,7 +95,20 @@ pub async fn serve(frontend: Arc<Frontend>, stream: TcpStream, peer: SocketAddr)
                 break;
             }
         };
-        let reply = commands::execute(&frontend, &mut session, request).await;
+        // The request's values stay in the proxy until it is done: they
+        // count against the buffer budget (waiting for room stops this
+        // connection's reading; none in time is an error).
+        let cluster = frontend.cluster();
+        // Counted as in flight: a shutdown lets it finish.
+        let _running = cluster.requests().token();
+        let reply = if cluster.is_draining() {
+            Frame::error("ERR the proxy is shutting down")
+        } else {
+            match cluster.buffers().reserve(request_bytes(&request)).await {
+                Ok(_permit) => commands::execute(&frontend, &mut session, request).await,
+                Err(busy) => Frame::error(format!("BUSY {}", busy.message)),
+            }
+        };
         // HELLO answers in the protocol it switches to.
         connection.set_protocol(session.protocol);
         if connection.send(&reply).await.is_err() || session.closing {

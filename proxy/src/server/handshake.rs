@@ -61,6 +61,20 @@ pub async fn refuse(writer: &mut Writer, peer: SocketAddr, err: ErrorReply) {
     let _ = writer.send(&err.encode(0)).await;
 }
 
+/// Checks a client's secret against the proxy's `secret` setting. The
+/// refusal says what is wrong but never echoes what was sent.
+pub fn authenticate(cluster: &Cluster, given: &Option<bytes::Bytes>) -> Result<(), ErrorReply> {
+    match (&cluster.config().secret, given) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(ErrorReply::new(
+            ErrorCode::Unauthorized,
+            "this proxy requires a secret (the client's secret setting)",
+        )),
+        (Some(secret), Some(given)) if secret.matches(given) => Ok(()),
+        (Some(_), Some(_)) => Err(ErrorReply::new(ErrorCode::Unauthorized, "wrong secret")),
+    }
+}
+
 /// Accepts the peer: sends Welcome.
 pub async fn welcome(cluster: &Cluster, writer: &mut Writer) -> std::io::Result<()> {
     let welcome = Welcome {

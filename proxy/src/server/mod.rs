@@ -5,6 +5,9 @@
 //!   after being invoked;
 //! * the **RESP listener** ([`crate::resp`]) serves Redis clients, through
 //!   the same object operations ([`objects`]) as the client listener;
+//! * the **admin listener** ([`admin`]) serves `/status` and Prometheus's
+//!   `/metrics`, which may also have a listener of its own
+//!   ([`crate::metrics`]);
 //! * with the local platform, the embedded Lambda platform runs alongside
 //!   and the invoker points at it.
 
@@ -12,6 +15,7 @@ pub mod admin;
 pub mod client_conn;
 pub mod commands;
 mod handshake;
+pub mod limits;
 pub mod node_conn;
 pub mod objects;
 
@@ -39,6 +43,16 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The RESP frontend's address is taken (often by a Redis server, or a
+    /// second proxy): the proxy refuses to start rather than run without a
+    /// frontend its users expect.
+    #[error(
+        "cannot listen for Redis clients on {addr}: {source} (choose another address with --resp-listen or resp_listen, or turn the RESP frontend off with --no-resp)"
+    )]
+    RespBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(
         "cannot find the node binary {path}: build it with `cargo build --release -p infinicache-node` or set local.node_binary"
     )]
@@ -54,9 +68,12 @@ pub struct Proxy {
     client_addr: SocketAddr,
     node_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     resp_addr: Option<SocketAddr>,
     cluster: Arc<Cluster>,
     platform: Option<LocalPlatform>,
+    /// The client listeners' accept loops.
+    frontends: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -72,13 +89,21 @@ impl Proxy {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let resp_listener = match config.resp_listen {
-            Some(addr) => bind_resp(addr).await?,
+            Some(addr) => Some(bind(addr).await.map_err(|err| match err {
+                StartError::Bind { addr, source } => StartError::RespBind { addr, source },
+                other => other,
+            })?),
             None => None,
         };
         let resp_password = config
             .resp_password
             .as_ref()
+            .or(config.secret.as_ref())
             .map(|password| password.expose().to_string());
         let advertised = config
             .advertise_addr
@@ -124,37 +149,51 @@ impl Proxy {
         }
         let mut tasks = cluster.spawn_maintenance();
         tasks.push(objects::spawn_expiry_sweep(&cluster));
-        tasks.push(accept_loop(
+        // The client listeners stop first at shutdown (the rest keeps
+        // serving the requests being drained).
+        let mut frontends = vec![accept_loop(
             client_listener,
             cluster.clone(),
             client_conn::serve,
-        ));
+        )];
         tasks.push(accept_loop(
             node_listener,
             cluster.clone(),
             node_conn::serve,
         ));
+        let exporter = crate::metrics::Exporter::new(
+            cluster.clone(),
+            platform
+                .as_ref()
+                .map(|platform| Arc::new(platform.stats_reader()) as _),
+        );
         let admin_addr = admin_listener.map(|(listener, addr)| {
-            let app = admin::routes(cluster.clone());
-            tasks.push(tokio::spawn(async move {
-                if let Err(err) = axum::serve(listener, app).await {
-                    tracing::error!(%err, "admin listener failed");
-                }
-            }));
+            let app = admin::routes(cluster.clone(), exporter.clone());
+            tasks.push(serve_http(listener, app, "admin"));
+            addr
+        });
+        let metrics_addr = metrics_listener.map(|(listener, addr)| {
+            tasks.push(serve_http(
+                listener,
+                crate::metrics::routes(exporter),
+                "metrics",
+            ));
             addr
         });
         let resp_addr = resp_listener.map(|(listener, addr)| {
             let frontend = crate::resp::Frontend::new(cluster.clone(), resp_password, addr.port());
-            tasks.push(crate::resp::server::spawn(listener, frontend));
+            frontends.push(crate::resp::server::spawn(listener, frontend));
             addr
         });
         Ok(Proxy {
             client_addr,
             node_addr,
             admin_addr,
+            metrics_addr,
             resp_addr,
             cluster,
             platform,
+            frontends,
             tasks,
         })
     }
@@ -174,6 +213,11 @@ impl Proxy {
         self.admin_addr
     }
 
+    /// Prometheus's own listener (`GET /metrics`), if one is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     /// Where Redis clients connect, if the RESP frontend is on.
     pub fn resp_addr(&self) -> Option<SocketAddr> {
         self.resp_addr
@@ -189,10 +233,38 @@ impl Proxy {
         &self.cluster
     }
 
-    /// Stops accepting connections and shuts the local platform down
-    /// (killing its environments).
-    pub async fn shutdown(self) {
-        self.cluster.begin_shutdown();
+    /// Shuts down without losing an acknowledged write: stops accepting
+    /// clients; refuses new requests on open connections (`Unavailable`)
+    /// while the ones in flight finish (waiting up to `drain` for them, and
+    /// as long again for the object store); flushes the write-back buffer
+    /// and the manifest to the object store; tells the nodes to return; then
+    /// stops everything else and shuts the local platform down (killing its
+    /// environments).
+    pub async fn shutdown(self, drain: std::time::Duration) {
+        for task in &self.frontends {
+            task.abort();
+        }
+        let cluster = &self.cluster;
+        if tokio::time::timeout(drain, cluster.drain_requests())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?drain, "client requests still running at shutdown");
+        }
+        if let Some(durable) = cluster.durable() {
+            let buffered = durable.buffered_bytes();
+            if tokio::time::timeout(drain, durable.flush()).await.is_err() {
+                tracing::warn!(
+                    ?drain,
+                    left = durable.buffered_bytes(),
+                    "the write-back buffer did not drain in time"
+                );
+            } else if buffered > 0 {
+                tracing::info!(bytes = buffered, "write-back buffer flushed");
+            }
+        }
+        cluster.begin_shutdown();
+        cluster.dismiss_nodes();
         for task in &self.tasks {
             task.abort();
         }
@@ -202,32 +274,20 @@ impl Proxy {
     }
 }
 
+/// Serves an HTTP API (admin, metrics) until the task is aborted.
+fn serve_http(listener: TcpListener, app: axum::Router, name: &'static str) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "{name} listener failed");
+        }
+    })
+}
+
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
     let bind_error = |source| StartError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     Ok((listener, bound))
-}
-
-/// Binds the RESP listener. The default address is shared by every proxy on
-/// a machine that leaves it alone (test suites start several at once): if
-/// it is taken, the proxy runs without the RESP frontend and says so, rather
-/// than refusing to start. Any address chosen explicitly must be free.
-async fn bind_resp(addr: SocketAddr) -> Result<Option<(TcpListener, SocketAddr)>, StartError> {
-    match bind(addr).await {
-        Ok(bound) => Ok(Some(bound)),
-        Err(StartError::Bind { source, .. })
-            if addr == crate::config::DEFAULT_RESP_LISTEN
-                && source.kind() == std::io::ErrorKind::AddrInUse =>
-        {
-            tracing::warn!(
-                %addr,
-                "the RESP frontend's default address is in use; running without it (set resp_listen, or --resp-listen, to serve Redis clients)"
-            );
-            Ok(None)
-        }
-        Err(err) => Err(err),
-    }
 }
 
 /// Accepts connections forever, serving each in its own task. Accept errors

@@ -74,7 +74,15 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
     tokio::spawn(async move {
         while let Some(message) = bye_rx.recv().await {
             if matches!(message, NodeReply::Bye) {
+                if cluster.holds_primary(hello.node_id, &link) {
+                    let _ = link.notify(&NodeRequest::Stay, 0).await;
+                    continue;
+                }
                 cluster.detach(hello.node_id, &link);
+                // Whatever is sent after the ByeAck would never be answered:
+                // requests that still hold this link fail at once and are
+                // retried on the node's next invocation.
+                link.seal("the node is leaving");
                 let _ = link.notify(&NodeRequest::ByeAck, 0).await;
             }
         }
@@ -84,7 +92,8 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
 
 /// A backup environment dialed in: its connection goes to the delta sync
 /// waiting for it, never into routing. Its `Bye` (the relay went quiet for
-/// too long) is acknowledged at once, which ends the sync.
+/// longer than its idle timeout) is declined while the sync runs; the sync
+/// closes the connection when it is done, which lets the backup return.
 fn serve_backup(
     cluster: Arc<Cluster>,
     hello: NodeHello,
@@ -101,6 +110,10 @@ fn serve_backup(
     tokio::spawn(async move {
         while let Some(message) = bye_rx.recv().await {
             if matches!(message, NodeReply::Bye) {
+                if cluster.backup_running(hello.node_id) {
+                    let _ = link.notify(&NodeRequest::Stay, 0).await;
+                    continue;
+                }
                 let _ = link.notify(&NodeRequest::ByeAck, 0).await;
                 link.close("backup left");
             }

@@ -22,15 +22,20 @@ class Client:
         parity_shards: Optional[int] = None,
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
+        *,
+        secret: Union[str, bytes, None] = None,
     ) -> None:
         """Connects to the proxies at `addresses` (``"host:port"``).
 
         `data_shards` and `parity_shards` (k and r of the Reed-Solomon code)
         default to the proxy's suggestion. `timeout` bounds each operation and
-        `connect_timeout` each connection attempt, in seconds.
+        `connect_timeout` each connection attempt, in seconds. `secret` is the
+        shared secret of proxies started with ``--secret`` (a `str` is sent as
+        UTF-8; ``None`` or empty: none).
 
-        Raises `UnavailableError` if no proxy is reachable and
-        `InvalidArgumentError` for unusable settings.
+        Raises `UnavailableError` if no proxy is reachable,
+        `UnauthorizedError` if a proxy requires a secret this client does not
+        give, and `InvalidArgumentError` for unusable settings.
         """
     def put(self, key: Key, data: Buffer) -> int:
         """Stores `data` under `key`, replacing any previous value; returns
@@ -72,6 +77,8 @@ class AsyncClient:
         parity_shards: Optional[int] = None,
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
+        *,
+        secret: Union[str, bytes, None] = None,
     ) -> Awaitable[AsyncClient]:
         """Connects to the proxies (see `Client`)."""
     def put(self, key: Key, data: Buffer) -> Awaitable[int]: ...

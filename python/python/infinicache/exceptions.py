@@ -2,8 +2,9 @@
 
 Every error of the cache is an :class:`Error`. Where a built-in exception
 means the same thing, the class derives from it as well, so generic handlers
-work: ``except ValueError``, ``except ConnectionError`` and
-``except TimeoutError`` catch the matching cache errors.
+work: ``except ValueError``, ``except ConnectionError``,
+``except TimeoutError`` and ``except PermissionError`` catch the matching
+cache errors.
 
 A missing key is not an error: ``Client.get`` returns ``None``.
 """
@@ -51,8 +52,9 @@ class ServerError(Error):
     """The proxy refused or failed the request."""
 
 
-class UnauthorizedError(ServerError):
-    """The proxy refused the request for lack of authorization."""
+class UnauthorizedError(ServerError, PermissionError):
+    """The proxy refused the client: it requires a secret (its ``--secret``)
+    and the client gave none or another one (the ``secret=`` argument)."""
 
 
 # Shown as infinicache.X in tracebacks, where users catch them from.

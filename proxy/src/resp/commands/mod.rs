@@ -38,6 +38,8 @@ pub const MULTI_KEY_CONCURRENCY: usize = 16;
 #[derive(Debug)]
 pub struct Session {
     pub id: u64,
+    /// Longest key accepted (the proxy's `limits.max_key_len`).
+    pub max_key_len: usize,
     pub name: Option<Bytes>,
     pub protocol: Protocol,
     pub authenticated: bool,
@@ -49,6 +51,7 @@ impl Session {
     pub fn new(id: u64, authenticated: bool) -> Self {
         Session {
             id,
+            max_key_len: usize::from(u16::MAX),
             name: None,
             protocol: Protocol::Resp2,
             authenticated,
@@ -97,7 +100,7 @@ pub enum CommandError {
     BadClientName,
     #[error("ERR Unrecognized option '{0}'")]
     UnrecognizedOption(String),
-    /// A key the cache cannot hold (empty, or longer than 65535 bytes).
+    /// A key the cache cannot hold (empty, or over the key length limit).
     #[error("ERR invalid key: {0}")]
     InvalidKey(String),
     /// The cache failed (nodes unavailable, object too large...).
@@ -122,6 +125,8 @@ pub struct Args {
     /// The command's name as Redis prints it in errors.
     command: &'static str,
     items: std::vec::IntoIter<Bytes>,
+    /// Longest key accepted.
+    max_key_len: usize,
 }
 
 impl Args {
@@ -129,7 +134,26 @@ impl Args {
         Args {
             command,
             items: items.into_iter(),
+            max_key_len: usize::from(u16::MAX),
         }
+    }
+
+    /// Refuses keys longer than `max_key_len` (the proxy's limit).
+    pub fn with_max_key_len(mut self, max_key_len: usize) -> Self {
+        self.max_key_len = max_key_len;
+        self
+    }
+
+    /// `bytes` as a key, within the key length limit.
+    pub fn key(&self, bytes: Bytes) -> Result<Key, CommandError> {
+        if bytes.len() > self.max_key_len {
+            return Err(CommandError::InvalidKey(format!(
+                "key of {} bytes exceeds the limit of {} bytes",
+                bytes.len(),
+                self.max_key_len
+            )));
+        }
+        to_key(bytes)
     }
 
     /// Arguments left.
@@ -155,7 +179,8 @@ impl Args {
 
     /// The next argument as a key.
     pub fn next_key(&mut self) -> Result<Key, CommandError> {
-        to_key(self.next_bytes()?)
+        let bytes = self.next_bytes()?;
+        self.key(bytes)
     }
 
     /// The next argument as an integer.
@@ -479,7 +504,7 @@ impl Command {
             return Err(CommandError::NoAuth);
         }
         args.remove(0);
-        (spec.parse)(&mut Args::new(spec.name, args))
+        (spec.parse)(&mut Args::new(spec.name, args).with_max_key_len(session.max_key_len))
     }
 
     /// Runs the command.
@@ -531,6 +556,14 @@ fn unknown_command(name: &[u8], args: &[Bytes]) -> CommandError {
 
 /// Executes one request and returns the reply.
 pub async fn execute(frontend: &Frontend, session: &mut Session, request: Frame) -> Frame {
+    let metrics = crate::metrics::global();
+    let _timer = metrics.resp(&request);
+    let reply = run(frontend, session, request).await;
+    metrics.resp_reply(&reply);
+    reply
+}
+
+async fn run(frontend: &Frontend, session: &mut Session, request: Frame) -> Frame {
     let command = match Command::from_frame(request, session) {
         Ok(command) => command,
         Err(err) => return err.into(),
@@ -638,7 +671,7 @@ mod tests {
         let huge = "k".repeat(70_000);
         assert_eq!(
             error(&["get", &huge], true),
-            "ERR invalid key: 70000 bytes exceeds 65535"
+            "ERR invalid key: key of 70000 bytes exceeds the limit of 65535 bytes"
         );
         assert!(parses(&["set", "k", "v", "nx", "px", "100"]));
         assert!(parses(&["SET", "k", "v", "XX", "KEEPTTL"]));

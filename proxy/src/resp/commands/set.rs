@@ -21,7 +21,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use infinicache::protocol::Key;
 
-use super::{Args, Command, CommandError, MULTI_KEY_CONCURRENCY, is, parse_int, to_key};
+use super::{Args, Command, CommandError, MULTI_KEY_CONCURRENCY, is, parse_int};
 use crate::cluster::metadata::{Expiry, PutCondition, PutOptions, unix_millis};
 use crate::resp::Frontend;
 use crate::resp::frame::Frame;
@@ -146,7 +146,7 @@ impl MSet {
         let mut pairs: Vec<(Key, Bytes)> = Vec::with_capacity(args.len() / 2);
         let mut position: HashMap<Key, usize> = HashMap::new();
         while let Some(key) = args.next_opt() {
-            let key = to_key(key)?;
+            let key = args.key(key)?;
             let value = args.next_bytes()?;
             match position.get(&key) {
                 Some(&at) => pairs[at].1 = value,

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use infinicache::protocol::{ClientReply, Key};
 
 use crate::cluster::Cluster;
+use crate::metrics::{self, NativeCommand};
 use crate::server::objects;
 
 pub async fn apply(cluster: &Arc<Cluster>, key: &Key) -> ClientReply {
+    let _timer = metrics::global().native(NativeCommand::Delete);
     ClientReply::Deleted {
         existed: objects::delete_object(cluster, key).await,
     }

@@ -18,9 +18,12 @@ use infinicache::protocol::{ClientReply, Key};
 
 use super::Replies;
 use crate::cluster::Cluster;
+use crate::metrics::{self, NativeCommand};
 use crate::server::objects;
 
 pub async fn apply(cluster: Arc<Cluster>, key: Key, replies: Replies) {
+    // Until the last chunk is forwarded, or the client cancels the rest.
+    let _timer = metrics::global().native(NativeCommand::Get);
     let Some(mut fetch) = objects::fetch_object(&cluster, &key) else {
         let _ = replies.send(ClientReply::NotFound).await;
         return;

@@ -25,6 +25,7 @@ impl Replies {
     /// Queues one reply. Fails only when the client is gone, in which case
     /// the command may stop early.
     pub async fn send(&self, reply: ClientReply) -> Result<(), ClientGone> {
+        crate::metrics::global().native_reply(&reply);
         self.tx
             .send(reply.encode(self.request_id))
             .await

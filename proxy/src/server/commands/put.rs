@@ -15,9 +15,13 @@ use std::sync::Arc;
 use infinicache::protocol::{ClientReply, PutChunk};
 
 use crate::cluster::Cluster;
+use crate::metrics::{self, NativeCommand};
 use crate::server::objects;
 
 pub async fn apply(cluster: &Arc<Cluster>, put: PutChunk) -> ClientReply {
+    let _timer = metrics::global()
+        .native(NativeCommand::PutChunk)
+        .received(put.chunk.body.len());
     match objects::put_chunk(cluster, put).await {
         Ok(version) => ClientReply::Stored { version },
         Err(err) => ClientReply::Error(err),
