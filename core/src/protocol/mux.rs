@@ -233,6 +233,20 @@ impl<Req: Encode, Rep: Decode + Send + 'static> Mux<Req, Rep> {
         self.shared.pending.lock().is_none()
     }
 
+    /// Whether the connection was sealed (see [`Mux::seal`]) or closed: it
+    /// takes no new requests.
+    pub fn is_sealed(&self) -> bool {
+        self.is_closed() || self.shared.sealed.lock().is_some()
+    }
+
+    /// How many requests have been sent on this connection (replies or not).
+    pub fn requests_sent(&self) -> u64 {
+        self.shared
+            .next_id
+            .load(Ordering::Relaxed)
+            .saturating_sub(1)
+    }
+
     /// Whether two handles share one connection.
     pub fn same_connection(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -338,5 +352,6 @@ mod tests {
             .expect("the earlier request's reply");
         assert!(matches!(reply, NodeReply::Pong { used: 1, chunks: 2 }));
         assert!(!mux.is_closed(), "sealed is not closed");
+        assert!(mux.is_sealed());
     }
 }

@@ -269,7 +269,9 @@ impl NodeSlot {
     pub fn acquire(&self) -> Acquire {
         let mut state = self.state.lock();
         if let Phase::Serving { link } = &state.phase {
-            if !link.is_closed() {
+            // A sealed link belongs to a node that is leaving: its next
+            // invocation serves the request.
+            if !link.is_sealed() {
                 return Acquire::Ready(link.clone());
             }
             state.phase = Phase::Leaving;

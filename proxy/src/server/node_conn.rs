@@ -72,9 +72,18 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
     // Watch for Bye until the connection closes (the reader task drops the
     // sender when it ends).
     tokio::spawn(async move {
+        let mut stayed_unused = false;
         while let Some(message) = bye_rx.recv().await {
             if matches!(message, NodeReply::Bye) {
                 if cluster.holds_primary(hello.node_id, &link) {
+                    let _ = link.notify(&NodeRequest::Stay, 0).await;
+                    continue;
+                }
+                // The node was invoked for requests that have not reached
+                // it yet (on a busy host the tasks that waited for it may
+                // take longer than its idle timeout to run): keep it once.
+                if link.requests_sent() == 0 && !stayed_unused {
+                    stayed_unused = true;
                     let _ = link.notify(&NodeRequest::Stay, 0).await;
                     continue;
                 }
