@@ -18,3 +18,15 @@ pub mod elasticity;
 pub mod replay;
 pub mod soak;
 pub mod trace;
+
+/// Logs of the experiment binaries: errors only on stderr (their reports go
+/// to stdout), more with `INFINICACHE_LOG`, e.g. `INFINICACHE_LOG=debug`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INFINICACHE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -97,13 +97,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INFINICACHE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    infinicache_experiments::init_logging();
     let args = Args::parse();
     let mut reclaim_args = Vec::new();
     if let Some(lifetime) = &args.idle_lifetime {

@@ -148,13 +148,7 @@ fn node_class(text: &str) -> Result<NodeClass, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INFINICACHE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    infinicache_experiments::init_logging();
     match run(Args::parse()).await {
         Ok(code) => code,
         Err(err) => {
