@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use infinicache::Client;
+use infinicache::client::TlsOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +54,17 @@ struct ClientArgs {
     /// The proxy's shared secret, if it requires one.
     #[arg(long, env = "INFINICACHE_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Connect over TLS, verifying the proxy against the system's CAs (or
+    /// --tls-ca).
+    #[arg(long, env = "INFINICACHE_TLS")]
+    tls: bool,
+    /// Connect over TLS, trusting the CA certificates of this PEM file.
+    #[arg(long, value_name = "FILE", env = "INFINICACHE_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// The name the proxy's certificate must carry (default: the host of
+    /// its address); implies --tls.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
     /// Time limit per operation, e.g. 30s.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -117,6 +129,16 @@ async fn run(args: ClientArgs, command: ObjectCommand) -> Result<(), Failure> {
         .name("infinicache-cli");
     if let Some(secret) = args.secret {
         builder = builder.secret(secret);
+    }
+    if args.tls || args.tls_ca.is_some() || args.tls_server_name.is_some() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = args.tls_ca {
+            tls = tls.ca_file(ca);
+        }
+        if let Some(name) = args.tls_server_name {
+            tls = tls.server_name(name);
+        }
+        builder = builder.tls(tls);
     }
     if let Some(k) = args.data_shards {
         builder = builder.data_shards(k);

@@ -74,9 +74,8 @@ pub struct Config {
     /// admin listener serves too. Unset: none.
     pub metrics_listen: Option<SocketAddr>,
     /// The RESP (Redis protocol) frontend, for any Redis client. `"off"`:
-    /// no RESP frontend. If the *default* address is taken (another proxy
-    /// on this machine has it), the proxy starts without the frontend and
-    /// says so; any other address must be free.
+    /// no RESP frontend. The address must be free: the proxy does not start
+    /// without a frontend its users expect.
     #[serde(deserialize_with = "listen_or_off")]
     pub resp_listen: Option<SocketAddr>,
     /// The password RESP clients must give (`AUTH`, or `HELLO ... AUTH`)
@@ -87,6 +86,8 @@ pub struct Config {
     /// are not authenticated. Nodes never use it: each invocation carries a
     /// token of its own.
     pub secret: Option<Secret>,
+    /// TLS on the client listeners (native and RESP). Unset: plain TCP.
+    pub tls: Option<TlsSettings>,
     /// The node listener address as nodes should dial it (defaults to the
     /// bound node listener address; set it when nodes run elsewhere).
     pub advertise_addr: Option<String>,
@@ -153,6 +154,16 @@ pub struct Config {
     pub pricing: crate::metrics::Pricing,
 }
 
+/// The certificate the client listeners present (`[tls]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain, PEM, the proxy's own certificate first.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
 /// Settings of the embedded local Lambda platform.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -182,6 +193,7 @@ impl Default for Config {
             resp_listen: Some(DEFAULT_RESP_LISTEN),
             resp_password: None,
             secret: None,
+            tls: None,
             advertise_addr: None,
             platform: PlatformKind::Local,
             pool_size: 12,
@@ -407,6 +419,23 @@ mod tests {
         let example: Config = toml::from_str(text).expect("docs/proxy.example.toml parses");
         example.validate().expect("and is valid");
         assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn tls_needs_both_a_certificate_and_a_key() {
+        let config: Config =
+            toml::from_str("[tls]\ncert = \"proxy.pem\"\nkey = \"proxy.key\"\n").expect("parse");
+        assert_eq!(
+            config.tls,
+            Some(TlsSettings {
+                cert: "proxy.pem".into(),
+                key: "proxy.key".into()
+            })
+        );
+        assert!(toml::from_str::<Config>("[tls]\ncert = \"proxy.pem\"\n").is_err());
+        assert!(
+            toml::from_str::<Config>("[tls]\ncert = \"a\"\nkey = \"b\"\nca = \"c\"\n").is_err()
+        );
     }
 
     #[test]

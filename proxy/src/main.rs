@@ -78,6 +78,13 @@ struct ServeArgs {
     /// --resp-password is given).
     #[arg(long, env = "INFINICACHE_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// TLS on the client listeners (native and RESP): the certificate chain
+    /// (PEM). Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Password RESP clients must give (AUTH) before anything else.
     #[arg(long, env = "INFINICACHE_RESP_PASSWORD", hide_env_values = true)]
     resp_password: Option<String>,
@@ -283,6 +290,9 @@ impl ServeArgs {
         }
         if let Some(secret) = self.secret {
             config.secret = Some(infinicache_proxy::config::Secret::new(secret));
+        }
+        if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
+            config.tls = Some(infinicache_proxy::config::TlsSettings { cert, key });
         }
         if let Some(password) = self.resp_password {
             config.resp_password = Some(infinicache_proxy::config::Secret::new(password));

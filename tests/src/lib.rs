@@ -1,9 +1,11 @@
 //! Shared helpers for the end-to-end tests and benchmarks.
 
+pub mod certs;
 pub mod harness;
 pub mod linearizability;
 pub mod ministack;
 pub mod raw;
+pub mod redis_cli;
 
 use std::path::PathBuf;
 

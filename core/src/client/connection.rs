@@ -4,10 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 use super::Error;
+use super::tls::TlsClient;
 use crate::codec::CodecParams;
 use crate::protocol::{
     ClientHello, ClientReply, ClientRequest, DEFAULT_MAX_FRAME_LEN, Decode, Encode, ErrorReply,
@@ -33,6 +35,8 @@ pub(crate) struct LinkSettings {
     /// The proxy's shared secret, if it requires one.
     pub(crate) secret: Option<Bytes>,
     pub(crate) connect_timeout: Duration,
+    /// TLS towards the proxies, if they require it.
+    pub(crate) tls: Option<TlsClient>,
 }
 
 /// A lazily (re)connected link to one proxy.
@@ -82,7 +86,31 @@ impl ProxyLink {
         stream
             .set_nodelay(true)
             .map_err(|err| Error::Unavailable(err.to_string()))?;
-        let (read, write) = stream.into_split();
+        match &self.settings.tls {
+            None => {
+                let (read, write) = stream.into_split();
+                self.handshake(read, write).await
+            }
+            Some(tls) => {
+                let (connector, server_name) = tls.for_proxy(&self.addr)?;
+                let stream = connector
+                    .connect(server_name, stream)
+                    .await
+                    .map_err(|err| {
+                        Error::Unavailable(format!("TLS with proxy {}: {err}", self.addr))
+                    })?;
+                let (read, write) = tokio::io::split(stream);
+                self.handshake(read, write).await
+            }
+        }
+    }
+
+    /// Says Hello on a connected stream and starts the session on Welcome.
+    async fn handshake<R, W>(&self, read: R, write: W) -> Result<Session, Error>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mut reader = FrameReader::new(read, DEFAULT_MAX_FRAME_LEN);
         let mut writer = FrameWriter::new(write);
         let hello = Hello::Client(ClientHello {
@@ -93,12 +121,29 @@ impl ProxyLink {
             .send(&hello.encode(0))
             .await
             .map_err(|err| Error::Unavailable(format!("proxy {}: {err}", self.addr)))?;
-        let frame = reader.read_frame().await?.ok_or_else(|| {
-            Error::Unavailable(format!(
-                "proxy {} closed the connection during the handshake",
-                self.addr
-            ))
-        })?;
+        // A proxy that answers Hello with bytes that are not a frame is
+        // most often one whose listener requires TLS (its alert is not a
+        // frame): say so, rather than report a bare framing error.
+        let frame = reader
+            .read_frame()
+            .await
+            .map_err(|err| {
+                let hint = if self.settings.tls.is_none() {
+                    " (does its client listener require TLS? then connect with TLS options)"
+                } else {
+                    ""
+                };
+                Error::Unavailable(format!(
+                    "proxy {} broke off the handshake: {err}{hint}",
+                    self.addr
+                ))
+            })?
+            .ok_or_else(|| {
+                Error::Unavailable(format!(
+                    "proxy {} closed the connection during the handshake",
+                    self.addr
+                ))
+            })?;
         let welcome = <Result<Welcome, ErrorReply>>::decode(frame)??;
         reader.set_max_frame_len(welcome.max_frame_len.max(DEFAULT_MAX_FRAME_LEN));
         Ok(Session {

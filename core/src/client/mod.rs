@@ -12,6 +12,7 @@ mod error;
 mod get;
 mod put;
 mod ring;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 
 pub use error::{Error, ErrorKind};
 pub use ring::Ring;
+pub use tls::TlsOptions;
 
 use self::connection::{LinkSettings, ProxyLink, Session};
 use crate::codec::{CodecParams, ObjectCodec};
@@ -40,6 +42,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     name: String,
     secret: Option<Redacted>,
+    tls: Option<TlsOptions>,
 }
 
 /// A credential kept out of `Debug` output (and so out of logs).
@@ -62,6 +65,7 @@ impl Default for ClientBuilder {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             name: format!("infinicache-rs/{}", env!("CARGO_PKG_VERSION")),
+            tls: None,
             secret: None,
         }
     }
@@ -122,6 +126,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects to the proxies over TLS (their client listeners must have a
+    /// certificate: `--tls-cert`/`--tls-key`).
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The name this client gives in its handshake (shown in proxy logs).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -145,6 +156,7 @@ impl ClientBuilder {
             name: self.name.clone(),
             secret: self.secret.as_ref().map(|secret| secret.0.clone()),
             connect_timeout: self.connect_timeout,
+            tls: self.tls.as_ref().map(TlsOptions::connector).transpose()?,
         });
         let links: Vec<ProxyLink> = self
             .proxies

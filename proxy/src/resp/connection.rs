@@ -16,11 +16,10 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::time::Duration;
 
+use crate::server::transport::{Halves, ReadHalf, WriteHalf};
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -66,7 +65,7 @@ pub struct Closed;
 
 /// A client connection speaking RESP.
 pub struct Connection {
-    reader: OwnedReadHalf,
+    reader: ReadHalf,
     buffer: BytesMut,
     parser: RequestParser,
     output: Output,
@@ -78,9 +77,11 @@ pub struct Connection {
 impl Connection {
     /// Wraps `stream`, reading requests within `limits`; a client that
     /// takes no reply bytes for `write_stall` is disconnected.
-    pub fn new(stream: TcpStream, limits: Limits, write_stall: Duration) -> Self {
-        let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
+    pub fn new(stream: Halves, limits: Limits, write_stall: Duration) -> Self {
+        let Halves {
+            read: reader,
+            write: writer,
+        } = stream;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         Connection {
             reader,
@@ -172,7 +173,7 @@ impl Connection {
 /// Writes reply batches in order until the connection ends, then shuts the
 /// socket down (the client sees EOF after the last reply).
 async fn write_loop(
-    mut socket: OwnedWriteHalf,
+    mut socket: WriteHalf,
     mut batches: mpsc::Receiver<Vec<Bytes>>,
     stall: Duration,
 ) {
@@ -186,11 +187,7 @@ async fn write_loop(
 }
 
 /// Writes `parts` in order with vectored writes, without copying them.
-async fn write_all(
-    socket: &mut OwnedWriteHalf,
-    parts: Vec<Bytes>,
-    stall: Duration,
-) -> io::Result<()> {
+async fn write_all(socket: &mut WriteHalf, parts: Vec<Bytes>, stall: Duration) -> io::Result<()> {
     let mut parts: VecDeque<Bytes> = parts.into_iter().filter(|part| !part.is_empty()).collect();
     while !parts.is_empty() {
         let slices: Vec<IoSlice<'_>> = parts

@@ -19,16 +19,21 @@ use super::Stats;
 use super::commands::{self, Session};
 use super::connection::{Connection, ReadError};
 use super::frame::Frame;
+use crate::server::transport::ClientTransport;
 
 /// Accepts connections until the task is aborted. Accept errors (for
 /// example running out of file descriptors) are logged and retried after a
 /// pause instead of ending the listener.
-pub fn spawn(listener: TcpListener, frontend: Arc<Frontend>) -> JoinHandle<()> {
+pub fn spawn(
+    listener: TcpListener,
+    frontend: Arc<Frontend>,
+    transport: ClientTransport,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
-                    tokio::spawn(serve(frontend.clone(), stream, peer));
+                    tokio::spawn(serve(frontend.clone(), transport.clone(), stream, peer));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "RESP accept failed");
@@ -61,12 +66,20 @@ impl Drop for ConnectedGuard {
 }
 
 /// Serves one client until it quits, disconnects or breaks the protocol.
-pub async fn serve(frontend: Arc<Frontend>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(
+    frontend: Arc<Frontend>,
+    transport: ClientTransport,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let Some(halves) = transport.open(stream, peer).await else {
+        return;
+    };
     Stats::add(&frontend.stats.connections_received, 1);
     Stats::add(&frontend.stats.connected_clients, 1);
     let _connected = ConnectedGuard(frontend.clone());
     let limits = &frontend.cluster().config().limits;
-    let mut connection = Connection::new(stream, frontend.limits(), limits.write_timeout);
+    let mut connection = Connection::new(halves, frontend.limits(), limits.write_timeout);
     let mut session = Session::new(frontend.next_client_id(), !frontend.requires_password());
     session.max_key_len = limits.max_key_len;
     tracing::debug!(%peer, id = session.id, "RESP client connected");

@@ -22,18 +22,27 @@ use tokio::task::AbortHandle;
 use super::commands::{self, Replies};
 use super::handshake::{self, Greeted, Reader};
 use super::limits::{BufferPermit, InFlight, InFlightPermit};
+use super::transport::ClientTransport;
 use crate::cluster::Cluster;
 
 /// Replies queued per connection before commands wait for the socket.
 const REPLY_QUEUE: usize = 1024;
 
 /// Serves one client until it disconnects or breaks the framing.
-pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(
+    cluster: Arc<Cluster>,
+    transport: ClientTransport,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let Some(halves) = transport.open(stream, peer).await else {
+        return;
+    };
     let Some(Greeted {
         mut reader,
         mut writer,
         hello,
-    }) = handshake::greet(&cluster, stream, peer).await
+    }) = handshake::greet(&cluster, halves, peer).await
     else {
         return;
     };

@@ -8,16 +8,15 @@ use infinicache::protocol::{
     Decode, Encode, ErrorCode, ErrorReply, FrameReader, FrameWriter, Hello, PROTOCOL_VERSION,
     Welcome,
 };
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::transport::{Halves, ReadHalf, WriteHalf};
 use crate::cluster::Cluster;
 
 /// How long a new connection may take to say Hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub type Reader = FrameReader<OwnedReadHalf>;
-pub type Writer = FrameWriter<OwnedWriteHalf>;
+pub type Reader = FrameReader<ReadHalf>;
+pub type Writer = FrameWriter<WriteHalf>;
 
 /// A connection whose Hello has been read (but not yet answered).
 pub struct Greeted {
@@ -26,11 +25,14 @@ pub struct Greeted {
     pub hello: Hello,
 }
 
-/// Frames `stream` and reads its Hello. A peer that sends no valid Hello in
-/// time is told why and disconnected (`None`).
-pub async fn greet(cluster: &Cluster, stream: TcpStream, peer: SocketAddr) -> Option<Greeted> {
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+/// Frames a connection and reads its Hello. A peer that sends no valid
+/// Hello in time is told why and disconnected (`None`).
+pub async fn greet(
+    cluster: &Cluster,
+    stream: impl Into<Halves>,
+    peer: SocketAddr,
+) -> Option<Greeted> {
+    let Halves { read, write } = stream.into();
     let mut reader = FrameReader::new(read, cluster.config().max_frame_len);
     let mut writer = FrameWriter::new(write);
     match read_hello(&mut reader).await {

@@ -18,6 +18,7 @@ mod handshake;
 pub mod limits;
 pub mod node_conn;
 pub mod objects;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub enum StartError {
         "cannot find the node binary {path}: build it with `cargo build --release -p infinicache-node` or set local.node_binary"
     )]
     NodeBinary { path: PathBuf },
+    #[error(transparent)]
+    Tls(#[from] transport::TlsError),
     #[error("local Lambda platform: {0}")]
     Platform(#[from] PlatformError),
     #[error("object store: {0}")]
@@ -83,6 +86,10 @@ impl Proxy {
     pub async fn start(config: Config) -> Result<Proxy, StartError> {
         config.validate()?;
         let params = config.default_params()?;
+        let transport = transport::ClientTransport::new(config.tls.as_ref())?;
+        if transport.is_tls() {
+            tracing::info!("TLS on the client listeners");
+        }
         let (client_listener, client_addr) = bind(config.client_listen).await?;
         let (node_listener, node_addr) = bind(config.node_listen).await?;
         let admin_listener = match config.admin_listen {
@@ -151,10 +158,13 @@ impl Proxy {
         tasks.push(objects::spawn_expiry_sweep(&cluster));
         // The client listeners stop first at shutdown (the rest keeps
         // serving the requests being drained).
+        let client_transport = transport.clone();
         let mut frontends = vec![accept_loop(
             client_listener,
             cluster.clone(),
-            client_conn::serve,
+            move |cluster, stream, peer| {
+                client_conn::serve(cluster, client_transport.clone(), stream, peer)
+            },
         )];
         tasks.push(accept_loop(
             node_listener,
@@ -182,7 +192,7 @@ impl Proxy {
         });
         let resp_addr = resp_listener.map(|(listener, addr)| {
             let frontend = crate::resp::Frontend::new(cluster.clone(), resp_password, addr.port());
-            frontends.push(crate::resp::server::spawn(listener, frontend));
+            frontends.push(crate::resp::server::spawn(listener, frontend, transport));
             addr
         });
         Ok(Proxy {
