@@ -235,6 +235,14 @@ async fn idle_connections_time_out_on_both_frontends() {
         .await
         .expect("closed in time");
     assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    // Counted as an error like any other reply.
+    let (status, metrics) =
+        infinicache_tests::harness::http(cache.admin_addr, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("\ninfinicache_errors_total{frontend=\"native\",kind=\"timeout\"} 1\n"),
+        "the idle close is in the metrics"
+    );
 
     let mut resp = TcpStream::connect(cache.resp_addr.clone().expect("RESP"))
         .await

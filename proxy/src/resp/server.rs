@@ -104,7 +104,9 @@ pub async fn serve(
             }
             Err(err) => {
                 tracing::debug!(%peer, error = %err, "closing a RESP connection");
-                let _ = connection.send(&Frame::error(format!("ERR {err}"))).await;
+                let reply = Frame::error(format!("ERR {err}"));
+                crate::metrics::global().resp_reply(&reply);
+                let _ = connection.send(&reply).await;
                 break;
             }
         };
@@ -114,12 +116,18 @@ pub async fn serve(
         let cluster = frontend.cluster();
         // Counted as in flight: a shutdown lets it finish.
         let _running = cluster.requests().token();
+        // (`execute` counts its replies in the metrics; the refusals made
+        // here are counted here.)
+        let refused = |reply: Frame| {
+            crate::metrics::global().resp_reply(&reply);
+            reply
+        };
         let reply = if cluster.is_draining() {
-            Frame::error("ERR the proxy is shutting down")
+            refused(Frame::error("ERR the proxy is shutting down"))
         } else {
             match cluster.buffers().reserve(request_bytes(&request)).await {
                 Ok(_permit) => commands::execute(&frontend, &mut session, request).await,
-                Err(busy) => Frame::error(format!("BUSY {}", busy.message)),
+                Err(busy) => refused(Frame::error(format!("BUSY {}", busy.message))),
             }
         };
         // HELLO answers in the protocol it switches to.

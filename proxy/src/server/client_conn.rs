@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use infinicache::protocol::{
-    ClientRequest, Decode, Encode, ErrorCode, ErrorReply, Frame, Hello, ProtocolError, spawn_writer,
+    ClientRequest, Decode, ErrorCode, ErrorReply, Frame, Hello, ProtocolError, spawn_writer,
 };
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
@@ -94,12 +94,15 @@ pub async fn serve(
                     ErrorCode::Timeout,
                     format!("connection closed after {limit:?} idle"),
                 );
-                let _ = tx.send(reply.encode(0)).await;
+                // Through `Replies`, so the metrics count it like any error.
+                let _ = Replies::new(tx.clone(), 0).send_error(reply).await;
                 break;
             }
             Err(ReadFailure::Frame(err)) => {
                 tracing::debug!(%peer, error = %err, "closing client connection");
-                let _ = tx.send(ErrorReply::from(&err).encode(0)).await;
+                let _ = Replies::new(tx.clone(), 0)
+                    .send_error(ErrorReply::from(&err))
+                    .await;
                 break;
             }
         };
