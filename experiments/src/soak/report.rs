@@ -322,8 +322,8 @@ pub fn table(report: &Report) -> String {
     w!(
         out,
         "proxy: failovers {}, lost environments {}, chunks lost {}, repaired {}, restored {}, \
-         recovered from the COS {} ({}), objects lost {}; invocations serve {}, warm-up {}, backup {} \
-         ({} failed); backups {} ({} failed)",
+         recovered from the COS {} ({}), objects lost {}; invocations serve {}, warm-up {}, backup {}, \
+         failed {} (any kind); backups {} ({} failed)",
         counter(c, "failovers"),
         counter(c, "lost_environments"),
         counter(c, "chunks_lost"),

@@ -2,8 +2,9 @@
 //!
 //! [`Cluster`] ties together the per-node state machines ([`node`]), the
 //! object metadata ([`metadata`]) and the invoker: it hands out links to
-//! nodes (invoking them when needed), sends chunk requests with timeouts and
-//! one transparent retry, accepts nodes dialing in, and runs the periodic
+//! nodes (invoking them when needed), sends chunk requests with timeouts,
+//! retrying those a leaving or lost environment did not answer on the
+//! node's next invocation, accepts nodes dialing in, and runs the periodic
 //! maintenance (warm-ups, delta-sync backups, abandoned PUTs).
 //!
 //! Availability lives in three sibling modules: [`backup`] (delta sync to a
@@ -38,8 +39,8 @@ use serde::Serialize;
 use self::ledger::Ledger;
 use self::metadata::{ChunkLoc, Finished, Metadata, NodeId};
 use self::node::{
-    Acquire, BackupRefused, BadToken, Failure, InvocationKind, NodeError, NodeLink, NodeSlot,
-    NodeStatus, TokenRole,
+    Acquire, BackupRefused, BadToken, ByeAnswer, Failure, InvocationKind, LinkClaim, NodeError,
+    NodeLink, NodeSlot, NodeStatus, TokenRole,
 };
 use self::window::{Tier, Window};
 use crate::config::Config;
@@ -280,8 +281,9 @@ impl Cluster {
         self.nodes.iter().map(NodeSlot::status).collect()
     }
 
-    /// A link to a serving node, invoking it first if needed.
-    pub async fn link(self: &Arc<Self>, node: NodeId) -> Result<NodeLink, NodeError> {
+    /// A link to a serving node, invoking it first if needed. The node
+    /// stays while the claim is held (see [`node::LinkClaim`]).
+    pub async fn link(self: &Arc<Self>, node: NodeId) -> Result<LinkClaim, NodeError> {
         self.link_for(node, InvocationKind::Serve).await
     }
 
@@ -290,7 +292,7 @@ impl Cluster {
         self: &Arc<Self>,
         node: NodeId,
         kind: InvocationKind,
-    ) -> Result<NodeLink, NodeError> {
+    ) -> Result<LinkClaim, NodeError> {
         let slot = self.slot(node)?;
         match slot.acquire() {
             Acquire::Ready(link) => Ok(link),
@@ -316,33 +318,54 @@ impl Cluster {
 
     /// Sends one request to a node and waits for the reply.
     ///
-    /// If the connection closes under the request (the node said Bye just
-    /// as the request went out, or its environment died), the request is
-    /// retried once on a fresh invocation; every node request is idempotent.
+    /// Every node request is idempotent (a chunk store is keyed by its
+    /// version), so a request that did not get its answer because the node
+    /// went away is sent again on the node's next invocation:
+    ///
+    /// * refused by a link that was sealed under it (the node was let go
+    ///   between routing and sending, which claims should make impossible):
+    ///   it never left the proxy, so this is not a failed attempt, and it
+    ///   waits for the next invocation for as long as the connect timeout
+    ///   allows, counted from the first attempt;
+    /// * lost in flight (the connection closed under it: the environment
+    ///   was reclaimed, or the node left at its deadline): retried on up to
+    ///   [`CALL_ATTEMPTS`] links in all, so a request that keeps killing its
+    ///   node still fails.
+    ///
+    /// A node that cannot come back fails the wait for its link (its
+    /// invocation fails, or the connect timeout passes), and a node that
+    /// does not answer fails the request after the node request timeout.
     pub async fn call(
         self: &Arc<Self>,
         node: NodeId,
         request: &NodeRequest,
     ) -> Result<NodeReply, NodeError> {
         let timeout = self.config.node_request_timeout;
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
-            attempt += 1;
-            let link = self.link(node).await?;
-            match tokio::time::timeout(timeout, link.call(request)).await {
+            let claim = self.link(node).await?;
+            let result = tokio::time::timeout(timeout, claim.call(request)).await;
+            // Release the claim before waiting for another link: the node
+            // this one leads to may go.
+            let link = claim.link().clone();
+            drop(claim);
+            match result {
                 Ok(Ok(reply)) => {
                     crate::metrics::global().node_call(request, &reply);
                     return Ok(reply);
                 }
                 Ok(Err(MuxError::Closed(reason))) => {
                     self.slot(node)?.detach(&link);
-                    // A link closes under a request when its node leaves
-                    // (idle, or reclaimed): the request goes to the next
-                    // invocation. Under load a short idle timeout can end
-                    // that one too before the request reaches it.
-                    if attempt >= CALL_ATTEMPTS {
+                    let unsent = reason == node::LEAVING;
+                    if !unsent {
+                        attempt += 1;
+                    }
+                    let out_of_time = started.elapsed() >= self.config.connect_timeout;
+                    if attempt >= CALL_ATTEMPTS || (unsent && out_of_time) {
                         return Err(NodeError::Unavailable { node, reason });
                     }
+                    tracing::debug!(node, attempt, %reason, "node request retried on the next invocation");
                 }
                 Ok(Err(err)) => {
                     return Err(NodeError::Unavailable {
@@ -537,10 +560,16 @@ impl Cluster {
         slot.attach_backup(&hello.token, hello.instance_id, link)
     }
 
-    /// Whether `node`'s Bye on `link` must be declined: a backup is being
-    /// synced from that primary.
-    pub fn holds_primary(&self, node: NodeId, link: &NodeLink) -> bool {
-        self.slot(node).is_ok_and(|slot| slot.holds_primary(link))
+    /// `node` said Bye on `link`: whether it must stay, or may go (routing
+    /// to it has stopped, see [`NodeSlot::answer_bye`]).
+    pub fn answer_bye(&self, node: NodeId, link: &NodeLink) -> ByeAnswer {
+        match self.slot(node) {
+            Ok(slot) => slot.answer_bye(link),
+            Err(_) => {
+                link.seal(node::LEAVING);
+                ByeAnswer::Leave
+            }
+        }
     }
 
     /// Whether a backup of `node` is being synced (its environment stays).

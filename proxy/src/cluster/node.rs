@@ -19,6 +19,14 @@
 //!    └───────────────────── invocation ends (re-invoke if waiters) ─┘
 //! ```
 //!
+//! A caller that gets a link holds a [`LinkClaim`] on it until its request
+//! is answered, from the moment it is handed the link (a waiter is handed
+//! one when the node dials in, possibly long before its task runs). A node's
+//! `Bye` is declined while any claim is held ([`NodeSlot::answer_bye`]):
+//! acknowledging it would strand requests that are about to be sent, and on
+//! a busy host a woken waiter can easily take longer than the node's idle
+//! timeout to run.
+//!
 //! Beside that, while the node is `Serving`, one *backup* invocation may be
 //! in flight: because the primary environment is busy, the provider starts
 //! it on a second environment of the same function (see
@@ -28,6 +36,9 @@
 //! the takeover is recognised as a failover.
 
 use crate::auth::constant_time_eq;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use infinicache::protocol::{Mux, NodeReply, NodeRequest};
@@ -39,6 +50,72 @@ use super::metadata::NodeId;
 
 /// A connection to a serving node.
 pub type NodeLink = Mux<NodeRequest, NodeReply>;
+
+/// Why a leaving node's link refuses new requests (see [`NodeSlot::answer_bye`]).
+/// A request refused with it never left the proxy, so it is not a failed
+/// attempt: it simply waits for the node's next invocation.
+pub const LEAVING: &str = "the node is leaving";
+
+/// A caller's hold on a serving node's link, from the moment it is handed
+/// the link until it drops the claim (once its request is answered).
+///
+/// While any claim on a link is held, the node's `Bye` is declined with
+/// `Stay`: the node serves on, so a request that was routed to it is sent
+/// to it, however long the caller's task takes to run. Dropping a claim
+/// only decrements a counter, so it is safe anywhere (even with the slot
+/// locked, when a waiter's receiver has gone away).
+pub struct LinkClaim {
+    link: NodeLink,
+    claims: Arc<AtomicUsize>,
+}
+
+impl LinkClaim {
+    fn new(link: &NodeLink, claims: &Arc<AtomicUsize>) -> Self {
+        claims.fetch_add(1, Ordering::SeqCst);
+        LinkClaim {
+            link: link.clone(),
+            claims: claims.clone(),
+        }
+    }
+
+    /// The link, for holding beyond the claim (no longer keeps the node).
+    pub fn link(&self) -> &NodeLink {
+        &self.link
+    }
+}
+
+impl Deref for LinkClaim {
+    type Target = NodeLink;
+
+    fn deref(&self) -> &NodeLink {
+        &self.link
+    }
+}
+
+impl Drop for LinkClaim {
+    fn drop(&mut self) {
+        self.claims.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What to answer a node's `Bye` with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByeAnswer {
+    /// Decline (`Stay`): the node is still needed.
+    Stay(StayReason),
+    /// Acknowledge (`ByeAck`): routing to the link has stopped and it is
+    /// sealed, so nothing more will be sent on it.
+    Leave,
+}
+
+/// Why a node was asked to stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StayReason {
+    /// A backup is being synced from this primary.
+    Backup,
+    /// Requests hold the link (see [`LinkClaim`]).
+    Claimed,
+}
 
 /// Why a node could not be used.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -111,8 +188,14 @@ struct PendingBackup {
 enum Phase {
     Idle,
     Warming,
-    Invoking { token: String },
-    Serving { link: NodeLink },
+    Invoking {
+        token: String,
+    },
+    Serving {
+        link: NodeLink,
+        /// Claims held on `link` (see [`LinkClaim`]).
+        claims: Arc<AtomicUsize>,
+    },
     Leaving,
 }
 
@@ -130,7 +213,7 @@ impl Phase {
 
 struct State {
     phase: Phase,
-    waiters: Vec<oneshot::Sender<Result<NodeLink, NodeError>>>,
+    waiters: Vec<oneshot::Sender<Result<LinkClaim, NodeError>>>,
     instance_id: Option<u64>,
     last_active: Instant,
     invocations: u64,
@@ -166,14 +249,14 @@ fn backoff(failures: u32) -> Duration {
 /// The answer to [`NodeSlot::acquire`].
 pub enum Acquire {
     /// The node is serving: use this link.
-    Ready(NodeLink),
+    Ready(LinkClaim),
     /// The node's invocations are failing; it is not retried before the
     /// backoff expires.
     Failing(NodeError),
     /// Wait for the link; if `invoke` holds a token, the caller must start a
     /// serving invocation with it.
     Wait {
-        link: oneshot::Receiver<Result<NodeLink, NodeError>>,
+        link: oneshot::Receiver<Result<LinkClaim, NodeError>>,
         invoke: Option<String>,
     },
 }
@@ -268,11 +351,12 @@ impl NodeSlot {
     /// A link to the node, or a place in line for one.
     pub fn acquire(&self) -> Acquire {
         let mut state = self.state.lock();
-        if let Phase::Serving { link } = &state.phase {
-            // A sealed link belongs to a node that is leaving: its next
+        if let Phase::Serving { link, claims } = &state.phase {
+            // A closed link belongs to a node that is gone (its connection
+            // dropped and the reader has not reported it yet): its next
             // invocation serves the request.
             if !link.is_sealed() {
-                return Acquire::Ready(link.clone());
+                return Acquire::Ready(LinkClaim::new(link, claims));
             }
             state.phase = Phase::Leaving;
         }
@@ -477,13 +561,17 @@ impl NodeSlot {
             state.unreconciled = true;
         }
         state.instance_id = Some(instance_id);
-        state.phase = Phase::Serving { link: link.clone() };
+        let claims = Arc::new(AtomicUsize::new(0));
+        // Each waiter's claim is taken now, before its task runs: the node
+        // must not be let go before the requests it was invoked for reach
+        // it. (A waiter that gave up drops its claim with the message.)
+        for waiter in state.waiters.drain(..) {
+            let _ = waiter.send(Ok(LinkClaim::new(&link, &claims)));
+        }
+        state.phase = Phase::Serving { link, claims };
         state.failures = 0;
         state.retry_after = None;
         state.last_active = Instant::now();
-        for waiter in state.waiters.drain(..) {
-            let _ = waiter.send(Ok(link.clone()));
-        }
         Ok(Attached {
             new_environment,
             failover,
@@ -491,19 +579,42 @@ impl NodeSlot {
         })
     }
 
-    /// Whether a Bye from `link` must be declined (with `Stay`): it is the
-    /// serving primary and a backup is being synced from it. Were it to
-    /// return, the provider could route the backup invocation, or the next
-    /// serving one, to the wrong environment.
-    pub fn holds_primary(&self, link: &NodeLink) -> bool {
-        let state = self.state.lock();
-        state.backup.is_some()
-            && matches!(&state.phase, Phase::Serving { link: current } if current.same_connection(link))
+    /// The node said `Bye` on `link`: decides whether it may go.
+    ///
+    /// It must stay while it is the serving primary and either a backup is
+    /// being synced from it (were it to return, the provider could route
+    /// the backup invocation, or the next serving one, to the wrong
+    /// environment) or requests hold claims on its link (they were routed
+    /// here and would otherwise be refused, or sent after the `ByeAck` and
+    /// never answered). Otherwise routing to it stops and the link is
+    /// sealed, atomically with the check: no request can be handed the link
+    /// any more, and the caller may acknowledge the `Bye`.
+    pub fn answer_bye(&self, link: &NodeLink) -> ByeAnswer {
+        let mut state = self.state.lock();
+        if let Phase::Serving {
+            link: current,
+            claims,
+        } = &state.phase
+            && current.same_connection(link)
+        {
+            if state.backup.is_some() {
+                return ByeAnswer::Stay(StayReason::Backup);
+            }
+            if claims.load(Ordering::SeqCst) > 0 {
+                return ByeAnswer::Stay(StayReason::Claimed);
+            }
+            state.phase = Phase::Leaving;
+            state.last_active = Instant::now();
+        }
+        // Not (or no longer) the routing target: nothing new is sent on it
+        // either way.
+        link.seal(LEAVING);
+        ByeAnswer::Leave
     }
 
     /// Closes the serving connection, if any (the node returns).
     pub fn dismiss(&self, reason: &'static str) {
-        if let Phase::Serving { link } = &self.state.lock().phase {
+        if let Phase::Serving { link, .. } = &self.state.lock().phase {
             link.close(reason);
         }
     }
@@ -519,7 +630,7 @@ impl NodeSlot {
     /// new one to start.
     pub fn detach(&self, link: &NodeLink) {
         let mut state = self.state.lock();
-        if let Phase::Serving { link: current } = &state.phase
+        if let Phase::Serving { link: current, .. } = &state.phase
             && current.same_connection(link)
         {
             state.phase = Phase::Leaving;
@@ -533,7 +644,7 @@ impl NodeSlot {
         let mut state = self.state.lock();
         state.last_active = Instant::now();
         let previous = std::mem::replace(&mut state.phase, Phase::Idle);
-        if let Phase::Serving { link } = &previous {
+        if let Phase::Serving { link, .. } = &previous {
             link.close("invocation ended");
         }
         if kind != InvocationKind::Warmup && matches!(previous, Phase::Invoking { .. }) {
@@ -711,6 +822,114 @@ mod tests {
         assert_eq!(backoff(2), FIRST_BACKOFF * 2);
         assert_eq!(backoff(3), FIRST_BACKOFF * 4);
         assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    /// Brings `slot` to serving over a fresh loopback link (the far end is
+    /// returned so the connection stays open).
+    async fn serving(slot: &NodeSlot) -> (NodeLink, tokio::net::TcpStream) {
+        let Acquire::Wait {
+            invoke: Some(token),
+            ..
+        } = slot.acquire()
+        else {
+            panic!("first acquire must invoke");
+        };
+        let (link, far) = loopback_link().await;
+        slot.attach(token.as_bytes(), 7, 0, link.clone())
+            .expect("the token is valid");
+        (link, far)
+    }
+
+    async fn loopback_link() -> (NodeLink, tokio::net::TcpStream) {
+        use infinicache::protocol::{FrameReader, FrameWriter};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (near, far) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (read, write) = near.expect("connect").into_split();
+        let link = Mux::start(
+            FrameReader::new(read, 1 << 20),
+            FrameWriter::new(write),
+            None,
+        );
+        (link, far.expect("accept").0)
+    }
+
+    #[tokio::test]
+    async fn a_claimed_link_keeps_its_node() {
+        let slot = NodeSlot::new(0, "f-0".into());
+        let (link, _far) = serving(&slot).await;
+        let claim = match slot.acquire() {
+            Acquire::Ready(claim) => claim,
+            _ => panic!("the node is serving"),
+        };
+        assert_eq!(
+            slot.answer_bye(&link),
+            ByeAnswer::Stay(StayReason::Claimed),
+            "a request holds the link"
+        );
+        assert!(!link.is_sealed());
+        drop(claim);
+        assert_eq!(slot.answer_bye(&link), ByeAnswer::Leave);
+        assert!(link.is_sealed(), "nothing is sent after the ByeAck");
+        assert_eq!(slot.status().phase, "leaving");
+        assert!(
+            matches!(slot.acquire(), Acquire::Wait { invoke: None, .. }),
+            "a request now waits for the next invocation"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiter_is_handed_a_claim_before_it_runs() {
+        let slot = NodeSlot::new(0, "f-0".into());
+        let Acquire::Wait {
+            link: mut waiting,
+            invoke: Some(token),
+        } = slot.acquire()
+        else {
+            panic!("first acquire must invoke");
+        };
+        let (link, _far) = loopback_link().await;
+        slot.attach(token.as_bytes(), 7, 0, link.clone())
+            .expect("the token is valid");
+        // The waiter has not looked at its link yet: the node stays.
+        assert_eq!(slot.answer_bye(&link), ByeAnswer::Stay(StayReason::Claimed));
+        let claim = waiting.try_recv().expect("delivered").expect("a link");
+        assert!(claim.same_connection(&link));
+        drop(claim);
+        assert_eq!(slot.answer_bye(&link), ByeAnswer::Leave);
+    }
+
+    #[tokio::test]
+    async fn a_claim_given_up_with_its_waiter_is_released() {
+        let slot = NodeSlot::new(0, "f-0".into());
+        let Acquire::Wait {
+            link: waiting,
+            invoke: Some(token),
+        } = slot.acquire()
+        else {
+            panic!("first acquire must invoke");
+        };
+        drop(waiting);
+        let (link, _far) = loopback_link().await;
+        slot.attach(token.as_bytes(), 7, 0, link.clone())
+            .expect("the token is valid");
+        assert_eq!(slot.answer_bye(&link), ByeAnswer::Leave);
+    }
+
+    #[tokio::test]
+    async fn a_stale_link_may_always_leave() {
+        let slot = NodeSlot::new(0, "f-0".into());
+        let (link, _far) = serving(&slot).await;
+        let _claim = match slot.acquire() {
+            Acquire::Ready(claim) => claim,
+            _ => panic!("the node is serving"),
+        };
+        let (other, _other_far) = loopback_link().await;
+        assert_eq!(slot.answer_bye(&other), ByeAnswer::Leave);
+        assert!(other.is_sealed());
+        assert!(!link.is_sealed(), "the serving link is untouched");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! invocation; anything else is refused and disconnected. Once accepted, the
 //! connection becomes the node's [`NodeLink`] and the proxy sends requests on
 //! it. The node's unsolicited `Bye` (it is idle and wants to return) is
-//! acknowledged after routing to it stops, so no request is stranded.
+//! declined while requests routed to it are unanswered, and acknowledged
+//! only after routing to it stops, so no request is stranded.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::handshake::{self, Greeted};
 use crate::cluster::Cluster;
-use crate::cluster::node::{NodeLink, TokenRole};
+use crate::cluster::node::{ByeAnswer, NodeLink, TokenRole};
 
 /// Handles one connection on the node listener.
 pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
@@ -72,27 +73,23 @@ pub async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
     // Watch for Bye until the connection closes (the reader task drops the
     // sender when it ends).
     tokio::spawn(async move {
-        let mut stayed_unused = false;
         while let Some(message) = bye_rx.recv().await {
             if matches!(message, NodeReply::Bye) {
-                if cluster.holds_primary(hello.node_id, &link) {
-                    let _ = link.notify(&NodeRequest::Stay, 0).await;
-                    continue;
+                // The node stays while a backup is synced from it or
+                // requests routed to it have not been answered (the slot
+                // tracks their claims on the link). Otherwise the slot has
+                // stopped routing to the link and sealed it: requests still
+                // pending are answered before the node reads the ByeAck,
+                // and nothing is sent after it.
+                match cluster.answer_bye(hello.node_id, &link) {
+                    ByeAnswer::Stay(reason) => {
+                        tracing::trace!(node = hello.node_id, ?reason, "node asked to stay");
+                        let _ = link.notify(&NodeRequest::Stay, 0).await;
+                    }
+                    ByeAnswer::Leave => {
+                        let _ = link.notify(&NodeRequest::ByeAck, 0).await;
+                    }
                 }
-                // The node was invoked for requests that have not reached
-                // it yet (on a busy host the tasks that waited for it may
-                // take longer than its idle timeout to run): keep it once.
-                if link.requests_sent() == 0 && !stayed_unused {
-                    stayed_unused = true;
-                    let _ = link.notify(&NodeRequest::Stay, 0).await;
-                    continue;
-                }
-                cluster.detach(hello.node_id, &link);
-                // Whatever is sent after the ByeAck would never be answered:
-                // requests that still hold this link fail at once and are
-                // retried on the node's next invocation.
-                link.seal("the node is leaving");
-                let _ = link.notify(&NodeRequest::ByeAck, 0).await;
             }
         }
         cluster.detach(hello.node_id, &link);
