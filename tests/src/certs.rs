@@ -28,9 +28,12 @@ impl TestCerts {
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "infinicache test CA");
+        // A name of its own: two test CAs must not look like the same
+        // issuer to a verifier.
+        ca_params.distinguished_name.push(
+            DnType::CommonName,
+            format!("infinicache test CA {:016x}", rand::random::<u64>()),
+        );
         let ca = ca_params.self_signed(&ca_key)?;
 
         let key = KeyPair::generate()?;

@@ -17,6 +17,30 @@ use tokio::process::{Child, Command};
 
 use crate::target_bin;
 
+/// The proxy binary with its client and node listeners on free loopback
+/// ports and nothing else set: for tests of how it starts (or refuses to).
+pub fn proxy_command() -> Command {
+    let mut command = Command::new(target_bin("infinicache-proxy"));
+    command
+        .args(["--client-listen", "127.0.0.1:0"])
+        .args(["--node-listen", "127.0.0.1:0"])
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs a command to its end and checks that it succeeded, showing its
+/// standard error if it did not.
+pub async fn run_ok(command: &mut Command) -> std::process::Output {
+    let output = command.output().await.expect("cannot run the command");
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// A running proxy (and its local platform and nodes).
 pub struct TestCache {
     child: Child,
@@ -131,6 +155,21 @@ impl TestCache {
             metrics_addr,
             data_dir,
         }
+    }
+
+    /// The `infinicache` command-line client pointed at this cache, with
+    /// `args`; settings from the environment of the test run are removed.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(target_bin("infinicache"));
+        for name in [
+            "INFINICACHE_SECRET",
+            "INFINICACHE_TLS",
+            "INFINICACHE_TLS_CA",
+        ] {
+            command.env_remove(name);
+        }
+        command.arg("--proxy").arg(&self.client_addr).args(args);
+        command
     }
 
     /// The proxy's process id (`None` once it has been reaped), for tools

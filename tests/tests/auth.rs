@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use infinicache::Client;
 use infinicache::client::ErrorKind;
-use infinicache_tests::harness::{TestCache, random_bytes};
+use infinicache_tests::harness::{TestCache, proxy_command, random_bytes};
 use redis::AsyncConnectionConfig;
 
 const SECRET: &str = "correct horse battery staple";
@@ -112,37 +112,29 @@ async fn resp_clients_must_auth_with_the_secret() {
 #[tokio::test]
 async fn the_secret_stays_out_of_the_output() {
     let data = tempfile::tempdir().expect("temp dir");
-    let mut proxy =
-        tokio::process::Command::new(infinicache_tests::target_bin("infinicache-proxy"))
-            .args([
-                "--client-listen",
-                "127.0.0.1:0",
-                "--node-listen",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--resp-listen",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--pool-size",
-                "6",
-                "--data-shards",
-                "4",
-                "--parity-shards",
-                "2",
-            ])
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("INFINICACHE_SECRET", SECRET)
-            .env("INFINICACHE_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the proxy");
+    let mut proxy = proxy_command()
+        .args([
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--resp-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--pool-size",
+            "6",
+            "--data-shards",
+            "4",
+            "--parity-shards",
+            "2",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("INFINICACHE_SECRET", SECRET)
+        .env("INFINICACHE_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the proxy");
     let stdout = proxy.stdout.take().expect("stdout");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     let ready = tokio::time::timeout(Duration::from_secs(30), async {

@@ -1,6 +1,6 @@
 //! The `infinicache` command-line client against a real cache.
 
-use infinicache_tests::harness::{TestCache, random_bytes};
+use infinicache_tests::harness::{TestCache, random_bytes, run_ok};
 use infinicache_tests::target_bin;
 use tokio::process::Command;
 
@@ -13,32 +13,9 @@ async fn cli_round_trips_a_file() {
     let data = random_bytes(1024 * 1024 + 3);
     std::fs::write(&input, &data).expect("write input");
 
-    let cli = |args: &[&str]| {
-        let mut command = Command::new(target_bin("infinicache"));
-        command.arg("--proxy").arg(&cache.client_addr).args(args);
-        command
-    };
-    let put = cli(&["put", "file-key"])
-        .arg(&input)
-        .output()
-        .await
-        .expect("run put");
-    assert!(
-        put.status.success(),
-        "put failed: {}",
-        String::from_utf8_lossy(&put.stderr)
-    );
-
-    let get = cli(&["get", "file-key"])
-        .arg(&output)
-        .output()
-        .await
-        .expect("run get");
-    assert!(
-        get.status.success(),
-        "get failed: {}",
-        String::from_utf8_lossy(&get.stderr)
-    );
+    let cli = |args: &[&str]| cache.cli(args);
+    run_ok(cli(&["put", "file-key"]).arg(&input)).await;
+    run_ok(cli(&["get", "file-key"]).arg(&output)).await;
     assert!(
         std::fs::read(&output).expect("read output") == data,
         "file changed"

@@ -972,13 +972,7 @@ async fn a_taken_resp_address_stops_the_proxy_with_a_clear_error() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let output = tokio::time::timeout(
         LIMIT,
-        tokio::process::Command::new(infinicache_tests::target_bin("infinicache-proxy"))
-            .args([
-                "--client-listen",
-                "127.0.0.1:0",
-                "--node-listen",
-                "127.0.0.1:0",
-            ])
+        infinicache_tests::harness::proxy_command()
             .args(["--admin-listen", "127.0.0.1:0", "--resp-listen", &addr])
             .arg("--data-dir")
             .arg(data_dir.path())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use infinicache::Client;
 use infinicache::client::{ErrorKind, TlsOptions};
 use infinicache_tests::certs::TestCerts;
-use infinicache_tests::harness::{TestCache, random_bytes};
+use infinicache_tests::harness::{TestCache, proxy_command, random_bytes, run_ok};
 use infinicache_tests::redis_cli::run_cli;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -203,24 +203,16 @@ async fn unusable_certificates_stop_the_proxy_at_start() {
         (certs.cert.clone(), certs.cert.clone(), "server.pem"),
     ];
     for (cert, key, expected) in cases {
-        let output =
-            tokio::process::Command::new(infinicache_tests::target_bin("infinicache-proxy"))
-                .args([
-                    "--client-listen",
-                    "127.0.0.1:0",
-                    "--node-listen",
-                    "127.0.0.1:0",
-                ])
-                .args(["--no-resp", "--no-admin", "--pool-size", "3"])
-                .args(["--data-shards", "2", "--parity-shards", "1"])
-                .arg("--data-dir")
-                .arg(dir.path().join("data"))
-                .arg("--tls-cert")
-                .arg(&cert)
-                .arg("--tls-key")
-                .arg(&key)
-                .kill_on_drop(true)
-                .output();
+        let output = proxy_command()
+            .args(["--no-resp", "--no-admin", "--pool-size", "3"])
+            .args(["--data-shards", "2", "--parity-shards", "1"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .output();
         let output = tokio::time::timeout(Duration::from_secs(60), output)
             .await
             .expect("the proxy gives up at once")
@@ -244,38 +236,16 @@ async fn the_cli_connects_over_tls() {
     let input = dir.path().join("input.bin");
     let data = random_bytes(200_000);
     std::fs::write(&input, &data).expect("write input");
-    let cli = |args: &[&str]| {
-        let mut command =
-            tokio::process::Command::new(infinicache_tests::target_bin("infinicache"));
-        command.arg("--proxy").arg(&cache.client_addr).args(args);
-        command
-            .env_remove("INFINICACHE_TLS")
-            .env_remove("INFINICACHE_TLS_CA");
-        command
-    };
     let ca = certs.ca.to_string_lossy().into_owned();
-    let put = cli(&["--tls-ca", &ca, "put", "cli-key"])
-        .arg(&input)
-        .output()
-        .await
-        .expect("run put");
-    assert!(
-        put.status.success(),
-        "{}",
-        String::from_utf8_lossy(&put.stderr)
-    );
-    let get = cli(&["--tls-ca", &ca, "get", "cli-key"])
+    run_ok(cache.cli(&["--tls-ca", &ca, "put", "cli-key"]).arg(&input)).await;
+    let get = run_ok(&mut cache.cli(&["--tls-ca", &ca, "get", "cli-key"])).await;
+    assert!(get.stdout == data, "the value read back differs");
+
+    let plain = cache
+        .cli(&["get", "cli-key"])
         .output()
         .await
         .expect("run get");
-    assert!(
-        get.status.success(),
-        "{}",
-        String::from_utf8_lossy(&get.stderr)
-    );
-    assert!(get.stdout == data, "the value read back differs");
-
-    let plain = cli(&["get", "cli-key"]).output().await.expect("run get");
     assert_eq!(plain.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&plain.stderr);
     assert!(stderr.contains("TLS"), "{stderr}");
