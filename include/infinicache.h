@@ -118,6 +118,10 @@ typedef struct infinicache_error {
 /**
  * Client settings. Start from `infinicache_options_default()` and change
  * the fields you need; every field's zero-ish value means "default".
+ *
+ * New fields are only ever added at the end, so positional initialisers of
+ * the older fields stay valid; a zero-initialised struct connects over
+ * plain TCP.
  */
 typedef struct infinicache_options {
   /**
@@ -147,6 +151,29 @@ typedef struct infinicache_options {
    * `INFINICACHE_UNAUTHORIZED`.
    */
   const char *secret;
+  /**
+   * Connect over TLS, verifying the proxies' certificates against the
+   * system's trust store (or `tls_ca_file`). TLS is also on when
+   * `tls_ca_file` or `tls_server_name` is set. false: plain TCP. A proxy
+   * started with `--tls-cert` refuses plain clients, and a TLS handshake
+   * that fails (for example a certificate no trusted CA signed) is
+   * `INFINICACHE_UNAVAILABLE`.
+   */
+  bool tls;
+  /**
+   * A PEM file of CA certificates to trust instead of the system's (for
+   * proxies with a private CA), as a NUL-terminated path. NULL: unset.
+   * Read by `infinicache_client_new`; a missing or unusable file is
+   * `INFINICACHE_INVALID_ARGUMENT`, and so is "".
+   */
+  const char *tls_ca_file;
+  /**
+   * The name the proxies' certificates must carry (and the SNI sent), as
+   * a NUL-terminated UTF-8 string, instead of the host part of each proxy
+   * address. NULL: unset. Not a valid DNS name or IP address (or ""):
+   * `INFINICACHE_INVALID_ARGUMENT`.
+   */
+  const char *tls_server_name;
 } infinicache_options;
 
 /**
@@ -184,9 +211,11 @@ extern "C" {
  * `infinicache_options`). Fails with `INFINICACHE_UNAVAILABLE` if no proxy
  * can be reached within the connect timeout, and with
  * `INFINICACHE_INVALID_ARGUMENT` for a NULL pointer, an empty address list
- * or invalid options (for example more than 255 data shards), and with
- * `INFINICACHE_UNAUTHORIZED` if a proxy requires a secret that
- * `options->secret` does not give.
+ * or invalid options (for example more than 255 data shards, or a TLS CA
+ * file that cannot be read), and with `INFINICACHE_UNAUTHORIZED` if a proxy
+ * requires a secret that `options->secret` does not give. A failed TLS
+ * handshake (a plain client and a TLS proxy, or a certificate that does not
+ * verify) is `INFINICACHE_UNAVAILABLE`, with a message saying so.
  *
  * On success stores the new client in `*out`; on failure sets `*out` to NULL.
  * The client is safe to use from several threads at once. Release it with
@@ -194,9 +223,9 @@ extern "C" {
  *
  * # Safety
  * `addresses` must point to `n_addresses` pointers to NUL-terminated strings;
- * `options` must be NULL or point to an `infinicache_options` whose `secret`
- * is NULL or a NUL-terminated string; `out` must be a valid pointer to write
- * to.
+ * `options` must be NULL or point to an `infinicache_options` whose
+ * `secret`, `tls_ca_file` and `tls_server_name` are each NULL or a
+ * NUL-terminated string; `out` must be a valid pointer to write to.
  */
 struct infinicache_error *infinicache_client_new(const char *const *addresses,
                                                  size_t n_addresses,
@@ -292,7 +321,7 @@ void infinicache_error_free(struct infinicache_error *error);
 
 /**
  * The default options: erasure coding as the proxy suggests, 30 s operation
- * timeout, 5 s connect timeout, no secret.
+ * timeout, 5 s connect timeout, no secret, plain TCP (no TLS).
  */
 struct infinicache_options infinicache_options_default(void);
 

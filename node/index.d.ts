@@ -23,6 +23,27 @@ export interface ClientOptions {
    * proxy refuses the client with an `UnauthorizedError`.
    */
   secret?: string | Buffer | Uint8Array
+  /**
+   * Connect over TLS (to proxies started with `--tls-cert`/`--tls-key`),
+   * verifying their certificates against the system's trust store, or
+   * `tlsCaFile`. TLS is also on when `tlsCaFile` or `tlsServerName` is given.
+   * Default: plain TCP. A proxy that requires TLS refuses a plain client, and
+   * a certificate that does not verify fails the connection, with an
+   * `UnavailableError`.
+   */
+  tls?: boolean
+  /**
+   * A PEM file of CA certificates to trust instead of the system's (for
+   * proxies with a private CA). Read when the client connects: a missing or
+   * unusable file is an `InvalidArgumentError`.
+   */
+  tlsCaFile?: string
+  /**
+   * The name the proxies' certificates must carry (and the SNI sent), instead
+   * of the host part of each address. Not a valid DNS name or IP address: an
+   * `InvalidArgumentError` when the client connects.
+   */
+  tlsServerName?: string
 }
 
 /**
@@ -83,7 +104,10 @@ export declare class InvalidArgumentError extends InfinicacheError {
 export declare class TooLargeError extends InfinicacheError {
   readonly code: 'TOO_LARGE'
 }
-/** The proxy, or enough of the nodes holding an object, cannot be reached; or the client is closed. */
+/**
+ * The proxy, or enough of the nodes holding an object, cannot be reached (or
+ * a TLS handshake with the proxy failed); or the client is closed.
+ */
 export declare class UnavailableError extends InfinicacheError {
   readonly code: 'UNAVAILABLE'
 }

@@ -113,7 +113,8 @@ function checkOptions(options) {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`options must be an object, got ${describe(options)}`)
   }
-  let { addresses, dataShards, parityShards, timeoutMs, connectTimeoutMs, secret } = options
+  let { addresses, dataShards, parityShards, timeoutMs, connectTimeoutMs, secret, tls, tlsCaFile, tlsServerName } =
+    options
   if (typeof addresses === 'string') addresses = [addresses]
   if (!Array.isArray(addresses) || addresses.some((a) => typeof a !== 'string')) {
     throw new TypeError('options.addresses must be a string or an array of strings ("host:port")')
@@ -155,6 +156,20 @@ function checkOptions(options) {
     if (typeof secret === 'string') native.secret = Buffer.from(secret, 'utf8')
     else if (secret instanceof Uint8Array) native.secret = Buffer.from(secret)
     else throw new TypeError(`options.secret must be a string, Buffer or Uint8Array, got ${describe(secret)}`)
+  }
+  // TLS is on when `tls` is true or a CA file or server name is given; the
+  // CA file is read, and the name checked, when the client connects.
+  if (tls !== undefined && tls !== null) {
+    if (typeof tls !== 'boolean') throw new TypeError(`options.tls must be a boolean, got ${describe(tls)}`)
+    native.tls = tls
+  }
+  for (const [name, value] of [
+    ['tlsCaFile', tlsCaFile],
+    ['tlsServerName', tlsServerName],
+  ]) {
+    if (value === undefined || value === null) continue
+    if (typeof value !== 'string') throw new TypeError(`options.${name} must be a string, got ${describe(value)}`)
+    native[name] = value
   }
   return native
 }

@@ -12,10 +12,12 @@ mod types;
 
 use std::ffi::{CStr, c_char};
 use std::future::Future;
+use std::path::PathBuf;
 use std::ptr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use infinicache::client::TlsOptions;
 use tokio::runtime::Runtime;
 
 use error::{FfiError, guard};
@@ -113,6 +115,56 @@ unsafe fn c_bytes<'a>(s: *const c_char) -> Option<&'a [u8]> {
     (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) }.to_bytes())
 }
 
+/// `tls_ca_file` as a path: any bytes on Unix, UTF-8 elsewhere.
+fn ca_file_path(bytes: &[u8]) -> Result<PathBuf, FfiError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        std::str::from_utf8(bytes)
+            .map(PathBuf::from)
+            .map_err(|_| FfiError::invalid("tls_ca_file is not valid UTF-8"))
+    }
+}
+
+/// The TLS settings of `options`: `None` (plain TCP) unless `tls` is true or
+/// a TLS string is set. The CA file is read, and the name checked, when the
+/// client connects.
+///
+/// # Safety
+/// `options.tls_ca_file` and `options.tls_server_name` must each be NULL or
+/// a NUL-terminated string.
+unsafe fn tls_options(options: &infinicache_options) -> Result<Option<TlsOptions>, FfiError> {
+    // SAFETY: NULL or NUL-terminated strings (caller's promise).
+    let (ca_file, server_name) = unsafe {
+        (
+            c_bytes(options.tls_ca_file),
+            c_bytes(options.tls_server_name),
+        )
+    };
+    if !options.tls && ca_file.is_none() && server_name.is_none() {
+        return Ok(None);
+    }
+    let mut tls = TlsOptions::new();
+    if let Some(path) = ca_file {
+        if path.is_empty() {
+            return Err(FfiError::invalid(
+                "tls_ca_file is empty (NULL: the system's trust store)",
+            ));
+        }
+        tls = tls.ca_file(ca_file_path(path)?);
+    }
+    if let Some(name) = server_name {
+        let name = std::str::from_utf8(name)
+            .map_err(|_| FfiError::invalid("tls_server_name is not valid UTF-8"))?;
+        tls = tls.server_name(name);
+    }
+    Ok(Some(tls))
+}
+
 /// Borrows the client behind a pointer.
 ///
 /// # Safety
@@ -142,9 +194,11 @@ fn millis(ms: u64, default: Duration) -> Duration {
 /// `infinicache_options`). Fails with `INFINICACHE_UNAVAILABLE` if no proxy
 /// can be reached within the connect timeout, and with
 /// `INFINICACHE_INVALID_ARGUMENT` for a NULL pointer, an empty address list
-/// or invalid options (for example more than 255 data shards), and with
-/// `INFINICACHE_UNAUTHORIZED` if a proxy requires a secret that
-/// `options->secret` does not give.
+/// or invalid options (for example more than 255 data shards, or a TLS CA
+/// file that cannot be read), and with `INFINICACHE_UNAUTHORIZED` if a proxy
+/// requires a secret that `options->secret` does not give. A failed TLS
+/// handshake (a plain client and a TLS proxy, or a certificate that does not
+/// verify) is `INFINICACHE_UNAVAILABLE`, with a message saying so.
 ///
 /// On success stores the new client in `*out`; on failure sets `*out` to NULL.
 /// The client is safe to use from several threads at once. Release it with
@@ -152,9 +206,9 @@ fn millis(ms: u64, default: Duration) -> Duration {
 ///
 /// # Safety
 /// `addresses` must point to `n_addresses` pointers to NUL-terminated strings;
-/// `options` must be NULL or point to an `infinicache_options` whose `secret`
-/// is NULL or a NUL-terminated string; `out` must be a valid pointer to write
-/// to.
+/// `options` must be NULL or point to an `infinicache_options` whose
+/// `secret`, `tls_ca_file` and `tls_server_name` are each NULL or a
+/// NUL-terminated string; `out` must be a valid pointer to write to.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn infinicache_client_new(
     addresses: *const *const c_char,
@@ -217,6 +271,10 @@ pub unsafe extern "C" fn infinicache_client_new(
         // the caller may free it once this returns. An empty one is none.
         if let Some(secret) = unsafe { c_bytes(options.secret) } {
             builder = builder.secret(bytes::Bytes::copy_from_slice(secret));
+        }
+        // SAFETY: NULL or NUL-terminated strings (caller's promise); copied.
+        if let Some(tls) = unsafe { tls_options(&options) }? {
+            builder = builder.tls(tls);
         }
         let client = block_on(builder.connect())??;
         *out = Box::into_raw(Box::new(infinicache_client { inner: client }));

@@ -11,6 +11,10 @@ pub const INFINICACHE_PARITY_DEFAULT: i32 = -1;
 
 /// Client settings. Start from `infinicache_options_default()` and change
 /// the fields you need; every field's zero-ish value means "default".
+///
+/// New fields are only ever added at the end, so positional initialisers of
+/// the older fields stay valid; a zero-initialised struct connects over
+/// plain TCP.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +36,27 @@ pub struct infinicache_options {
     /// a client without it, or with another one, with
     /// `INFINICACHE_UNAUTHORIZED`.
     pub secret: *const c_char,
+    /// Connect over TLS, verifying the proxies' certificates against the
+    /// system's trust store (or `tls_ca_file`). TLS is also on when
+    /// `tls_ca_file` or `tls_server_name` is set. false: plain TCP. A proxy
+    /// started with `--tls-cert` refuses plain clients, and a TLS handshake
+    /// that fails (for example a certificate no trusted CA signed) is
+    /// `INFINICACHE_UNAVAILABLE`.
+    pub tls: bool,
+    /// A PEM file of CA certificates to trust instead of the system's (for
+    /// proxies with a private CA), as a NUL-terminated path. NULL: unset.
+    /// Read by `infinicache_client_new`; a missing or unusable file is
+    /// `INFINICACHE_INVALID_ARGUMENT`, and so is "".
+    pub tls_ca_file: *const c_char,
+    /// The name the proxies' certificates must carry (and the SNI sent), as
+    /// a NUL-terminated UTF-8 string, instead of the host part of each proxy
+    /// address. NULL: unset. Not a valid DNS name or IP address (or ""):
+    /// `INFINICACHE_INVALID_ARGUMENT`.
+    pub tls_server_name: *const c_char,
 }
 
 /// The default options: erasure coding as the proxy suggests, 30 s operation
-/// timeout, 5 s connect timeout, no secret.
+/// timeout, 5 s connect timeout, no secret, plain TCP (no TLS).
 #[unsafe(no_mangle)]
 pub extern "C" fn infinicache_options_default() -> infinicache_options {
     infinicache_options {
@@ -44,6 +65,9 @@ pub extern "C" fn infinicache_options_default() -> infinicache_options {
         timeout_ms: 0,
         connect_timeout_ms: 0,
         secret: ptr::null(),
+        tls: false,
+        tls_ca_file: ptr::null(),
+        tls_server_name: ptr::null(),
     }
 }
 

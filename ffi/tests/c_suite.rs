@@ -277,6 +277,61 @@ fn secret_is_required_and_accepted() {
     );
 }
 
+/// The files `test-certs DIR` writes: a CA and a server certificate it
+/// signed for `localhost` and `127.0.0.1`.
+struct Certs {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Generates a fresh CA and server certificate into `dir` with the
+/// `test-certs` binary of the tests crate.
+fn test_certs(dir: &Path) -> Certs {
+    let bin = target_dir().join("test-certs");
+    require(&bin, "test-certs");
+    let output = run(Command::new(bin).arg(dir));
+    let line = String::from_utf8_lossy(&output.stdout);
+    let paths: Vec<PathBuf> = line.split_whitespace().map(PathBuf::from).collect();
+    let [ca, cert, key] = <[PathBuf; 3]>::try_from(paths)
+        .unwrap_or_else(|paths| panic!("test-certs printed {paths:?}, not three paths"));
+    Certs { ca, cert, key }
+}
+
+/// A proxy started with `--tls-cert`/`--tls-key` serves C clients that
+/// trust its CA (`options.tls_ca_file`), and refuses plain clients and
+/// clients trusting another CA with `INFINICACHE_UNAVAILABLE`; an unusable
+/// CA file is `INFINICACHE_INVALID_ARGUMENT`.
+#[test]
+fn tls_is_required_and_verified() {
+    let programs = programs();
+    let dir = tempfile::tempdir().expect("create a certificate directory");
+    let certs = test_certs(&dir.path().join("proxy"));
+    let other = test_certs(&dir.path().join("other"));
+    let cert = certs.cert.to_str().expect("UTF-8 path");
+    let key = certs.key.to_str().expect("UTF-8 path");
+    let proxy = Proxy::start(&["--tls-cert", cert, "--tls-key", key]);
+    let output = Command::new(&programs.test)
+        .arg("--tls")
+        .arg(&certs.ca)
+        .arg(&other.ca)
+        .arg(&proxy.addr)
+        .output()
+        .expect("run test_infinicache --tls");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "the C TLS tests failed ({})",
+        output.status
+    );
+    assert!(
+        stdout.lines().any(|line| line == "5 passed, 0 failed"),
+        "no summary line of the 5 TLS tests in the C tests' output"
+    );
+}
+
 #[test]
 fn example_runs_shared_and_static() {
     let programs = programs();

@@ -1,11 +1,13 @@
 // Starts a live infinicache-proxy (with its local Lambda platform and cache
-// nodes) for the tests, on ephemeral ports.
-import { spawn } from 'node:child_process'
+// nodes) for the tests, on ephemeral ports; makes certificates for the TLS
+// tests.
+import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -18,6 +20,30 @@ export function proxyBinary(profile = 'debug') {
     )
   }
   return bin
+}
+
+export function testCertsBinary(profile = 'debug') {
+  const bin = process.env.INFINICACHE_TEST_CERTS_BIN || join(repo, 'target', profile, 'test-certs')
+  if (!existsSync(bin)) {
+    throw new Error(
+      `test-certs not found at ${bin}: run cargo build --workspace --bins ` +
+        '(or set INFINICACHE_TEST_CERTS_BIN to the test-certs binary)',
+    )
+  }
+  return bin
+}
+
+/**
+ * Writes a fresh test CA and a server certificate it signed for `localhost`
+ * and `127.0.0.1` into `dir` (the tests crate's `test-certs` binary);
+ * resolves to their PEM files: `{ ca, cert, key }`.
+ */
+export async function makeCerts(dir, { profile = 'debug' } = {}) {
+  const { stdout } = await promisify(execFile)(testCertsBinary(profile), [dir])
+  const paths = stdout.trim().split(/\s+/)
+  if (paths.length !== 3) throw new Error(`test-certs printed ${JSON.stringify(stdout)}, not three paths`)
+  const [ca, cert, key] = paths
+  return { ca, cert, key }
 }
 
 /**

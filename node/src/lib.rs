@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use infinicache::client::ErrorKind;
+use infinicache::client::{ErrorKind, TlsOptions};
 use infinicache::{Client, CodecParams, Key};
 use napi::bindgen_prelude::{Buffer, BufferSlice, Either, PromiseRaw};
 use napi::{Env, Status};
@@ -64,6 +64,39 @@ pub struct NativeOptions {
     /// The proxies' shared secret (`index.js` passes a string as its UTF-8
     /// bytes); empty means none.
     pub secret: Option<Buffer>,
+    /// TLS, verified against the system's trust store unless `tls_ca_file`
+    /// is given; also on when either TLS string is given.
+    pub tls: Option<bool>,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    pub tls_ca_file: Option<String>,
+    /// The name the proxies' certificates must carry (and the SNI sent).
+    pub tls_server_name: Option<String>,
+}
+
+/// The TLS settings of `options`: `None` (plain TCP) unless `tls` is true or
+/// a TLS string is given. The CA file is read, and the name checked, when
+/// the client connects.
+fn tls_options(
+    tls: Option<bool>,
+    ca_file: Option<String>,
+    server_name: Option<String>,
+) -> napi::Result<Option<TlsOptions>> {
+    if tls != Some(true) && ca_file.is_none() && server_name.is_none() {
+        return Ok(None);
+    }
+    let mut options = TlsOptions::new();
+    if let Some(path) = ca_file {
+        if path.is_empty() {
+            return Err(invalid(
+                "tlsCaFile is empty (unset: the system's trust store)",
+            ));
+        }
+        options = options.ca_file(path);
+    }
+    if let Some(name) = server_name {
+        options = options.server_name(name);
+    }
+    Ok(Some(options))
 }
 
 fn duration(name: &str, ms: f64) -> napi::Result<Duration> {
@@ -137,6 +170,9 @@ impl NativeClient {
         }
         if let Some(secret) = &options.secret {
             builder = builder.secret(Bytes::copy_from_slice(secret));
+        }
+        if let Some(tls) = tls_options(options.tls, options.tls_ca_file, options.tls_server_name)? {
+            builder = builder.tls(tls);
         }
         builder = builder.name(format!("infinicache-node/{}", env!("CARGO_PKG_VERSION")));
         let client = builder.connect().await.map_err(to_js)?;

@@ -4,6 +4,8 @@
 //! `asyncio.Future` of the running loop; the task completes it through
 //! `loop.call_soon_threadsafe`. Cancelling the future aborts the task.
 
+use std::path::PathBuf;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use tokio::task::AbortHandle;
@@ -25,7 +27,8 @@ pub struct AsyncClient {
 impl AsyncClient {
     /// Connects to the proxies; awaitable, giving an `AsyncClient`.
     #[staticmethod]
-    #[pyo3(signature = (addresses, data_shards = None, parity_shards = None, timeout = 30.0, connect_timeout = 5.0, *, secret = None))]
+    #[pyo3(signature = (addresses, data_shards = None, parity_shards = None, timeout = 30.0, connect_timeout = 5.0, *, secret = None, tls = false, tls_ca_file = None, tls_server_name = None))]
+    #[allow(clippy::too_many_arguments)]
     fn connect<'py>(
         py: Python<'py>,
         addresses: &Bound<'py, PyAny>,
@@ -34,6 +37,9 @@ impl AsyncClient {
         timeout: f64,
         connect_timeout: f64,
         secret: Option<&Bound<'py, PyAny>>,
+        tls: bool,
+        tls_ca_file: Option<PathBuf>,
+        tls_server_name: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (builder, addresses) = builder(Settings {
             addresses,
@@ -42,6 +48,9 @@ impl AsyncClient {
             timeout,
             connect_timeout,
             secret,
+            tls,
+            tls_ca_file,
+            tls_server_name,
         })?;
         spawn(
             py,

@@ -1,8 +1,10 @@
 //! `infinicache.Client`: the blocking Python face of the async Rust client.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
+use infinicache::client::TlsOptions;
 use infinicache::{ClientBuilder, Key};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyTypeError;
@@ -72,6 +74,9 @@ pub struct Settings<'a, 'py> {
     pub timeout: f64,
     pub connect_timeout: f64,
     pub secret: Option<&'a Bound<'py, PyAny>>,
+    pub tls: bool,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
 }
 
 /// A configured, not yet connected client and its proxy addresses.
@@ -83,6 +88,9 @@ pub fn builder(settings: Settings<'_, '_>) -> PyResult<(ClientBuilder, Vec<Strin
         timeout,
         connect_timeout,
         secret,
+        tls,
+        tls_ca_file,
+        tls_server_name,
     } = settings;
     let addresses = extract_addresses(addresses)?;
     let mut builder = infinicache::Client::builder()
@@ -99,7 +107,36 @@ pub fn builder(settings: Settings<'_, '_>) -> PyResult<(ClientBuilder, Vec<Strin
     if let Some(secret) = secret.map(extract_secret).transpose()? {
         builder = builder.secret(secret);
     }
+    if let Some(tls) = tls_options(tls, tls_ca_file, tls_server_name)? {
+        builder = builder.tls(tls);
+    }
     Ok((builder, addresses))
+}
+
+/// The TLS settings: `None` (plain TCP) unless `tls` is true or a CA file or
+/// server name is given. The CA file is read, and the name checked, at
+/// connect.
+fn tls_options(
+    tls: bool,
+    ca_file: Option<PathBuf>,
+    server_name: Option<String>,
+) -> PyResult<Option<TlsOptions>> {
+    if !tls && ca_file.is_none() && server_name.is_none() {
+        return Ok(None);
+    }
+    let mut options = TlsOptions::new();
+    if let Some(path) = ca_file {
+        if path.as_os_str().is_empty() {
+            return Err(invalid_argument(
+                "tls_ca_file is empty (None: the system's trust store)",
+            ));
+        }
+        options = options.ca_file(path);
+    }
+    if let Some(name) = server_name {
+        options = options.server_name(name);
+    }
+    Ok(Some(options))
 }
 
 /// A connection to one or more InfiniCache proxies.
@@ -121,9 +158,12 @@ impl Client {
 impl Client {
     /// Connects to the proxies at `addresses` (`"host:port"` or a sequence of
     /// them; keys are spread over several proxies by consistent hashing).
-    /// `secret` (keyword only) is the proxies' shared secret, if they need one.
+    /// `secret` (keyword only) is the proxies' shared secret, if they need one;
+    /// `tls`, `tls_ca_file` and `tls_server_name` (keyword only) connect over
+    /// TLS.
     #[new]
-    #[pyo3(signature = (addresses, data_shards = None, parity_shards = None, timeout = 30.0, connect_timeout = 5.0, *, secret = None))]
+    #[pyo3(signature = (addresses, data_shards = None, parity_shards = None, timeout = 30.0, connect_timeout = 5.0, *, secret = None, tls = false, tls_ca_file = None, tls_server_name = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         addresses: &Bound<'_, PyAny>,
@@ -132,6 +172,9 @@ impl Client {
         timeout: f64,
         connect_timeout: f64,
         secret: Option<&Bound<'_, PyAny>>,
+        tls: bool,
+        tls_ca_file: Option<PathBuf>,
+        tls_server_name: Option<String>,
     ) -> PyResult<Self> {
         let (builder, addresses) = builder(Settings {
             addresses,
@@ -140,6 +183,9 @@ impl Client {
             timeout,
             connect_timeout,
             secret,
+            tls,
+            tls_ca_file,
+            tls_server_name,
         })?;
         let client = block_on(py, async move { builder.connect().await.map_err(to_py) })?;
         Ok(Client {

@@ -3,7 +3,9 @@ embedded local Lambda platform, whose environments run the real
 `infinicache-node` binary, on ephemeral loopback ports.
 
 The proxy binary comes from $INFINICACHE_PROXY_BIN, else
-<repo>/target/debug/infinicache-proxy (build it with
+<repo>/target/debug/infinicache-proxy; the TLS tests' certificates from the
+`test-certs` binary of the tests crate, $INFINICACHE_TEST_CERTS_BIN, else
+<repo>/target/debug/test-certs (build both with
 `cargo build --workspace --bins`).
 """
 
@@ -18,7 +20,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, NamedTuple
 
 import pytest
 
@@ -48,6 +50,27 @@ def proxy_binary() -> Path:
             pytrace=False,
         )
     return path
+
+
+def test_certs_binary() -> Path:
+    configured = os.environ.get("INFINICACHE_TEST_CERTS_BIN")
+    path = Path(configured) if configured else REPO / "target" / "debug" / "test-certs"
+    if not path.is_file():
+        pytest.fail(
+            f"test-certs binary not found at {path}: run "
+            "`cargo build --workspace --bins` first (or set INFINICACHE_TEST_CERTS_BIN)",
+            pytrace=False,
+        )
+    return path
+
+
+class Certs(NamedTuple):
+    """A test CA and a server certificate it signed for localhost and
+    127.0.0.1, as PEM files."""
+
+    ca: Path
+    cert: Path
+    key: Path
 
 
 class Proxy:
@@ -131,6 +154,23 @@ def start_proxy(tmp_path_factory) -> Iterator[Callable[..., Proxy]]:
     yield start
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def make_certs(tmp_path_factory) -> Callable[[], Certs]:
+    """Generates a fresh CA and server certificate (test-certs DIR)."""
+
+    def make() -> Certs:
+        out = subprocess.run(
+            [str(test_certs_binary()), str(tmp_path_factory.mktemp("certs"))],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert len(out) == 3, f"test-certs printed {out!r}, not three paths"
+        return Certs(*(Path(path) for path in out))
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,10 @@
  *                                             INFINICACHE_UNAVAILABLE
  *   test_infinicache --secret SECRET ADDR     the tests of a proxy started with
  *                                             --secret SECRET; prints "N passed, M failed"
+ *   test_infinicache --tls CA OTHER_CA ADDR   the tests of a proxy started with
+ *                                             --tls-cert/--tls-key of a certificate CA
+ *                                             signed for localhost and 127.0.0.1 (OTHER_CA:
+ *                                             another CA's PEM); prints "N passed, M failed"
  *
  * The address may also come from the environment variable INFINICACHE_PROXY.
  * Driven by ffi/tests/c_suite.rs, which builds this file and starts the proxy.
@@ -294,7 +298,8 @@ static int test_invalid_arguments(infinicache_client *c) {
 static int test_options_default(void) {
   infinicache_options o = infinicache_options_default();
   CHECK(o.data_shards == 0 && o.parity_shards == INFINICACHE_PARITY_DEFAULT &&
-            o.timeout_ms == 0 && o.connect_timeout_ms == 0 && o.secret == NULL,
+            o.timeout_ms == 0 && o.connect_timeout_ms == 0 && o.secret == NULL &&
+            !o.tls && o.tls_ca_file == NULL && o.tls_server_name == NULL,
         "unexpected defaults");
   /* Proxy defaults: a client with NULL options works. */
   infinicache_client *client = NULL;
@@ -400,6 +405,112 @@ static int test_secret_round_trips(void) {
   return 1;
 }
 
+/* ---- against a proxy started with --tls-cert/--tls-key (see tls_suite) ---- */
+
+static const char *tls_ca, *tls_other_ca;
+
+/* Connects with these TLS settings (RS(4+2)); returns the error, if any. */
+static infinicache_error *tls_connect(const char *addr, bool tls, const char *ca_file,
+                                      const char *server_name, infinicache_client **out) {
+  infinicache_options options = infinicache_options_default();
+  options.data_shards = 4;
+  options.parity_shards = 2;
+  options.timeout_ms = 60000;
+  options.tls = tls;
+  options.tls_ca_file = ca_file;
+  options.tls_server_name = server_name;
+  return infinicache_client_new(&addr, 1, &options, out);
+}
+
+/* Expects the connection to fail with `want`, a message containing one of
+ * `words` (NULL-terminated list), and *out reset to NULL. */
+static int expect_tls_failure(const char *addr, bool tls, const char *ca_file,
+                              const char *server_name, infinicache_code want,
+                              const char *const *words) {
+  infinicache_client *client = (infinicache_client *)&client; /* must be reset */
+  infinicache_error *err = tls_connect(addr, tls, ca_file, server_name, &client);
+  CHECK(err != NULL, "connected (tls=%d, ca=%s, name=%s)", (int)tls,
+        ca_file ? ca_file : "(NULL)", server_name ? server_name : "(NULL)");
+  int code = (int)err->code;
+  int has_word = words == NULL;
+  for (const char *const *w = words; w != NULL && *w != NULL; w++)
+    if (strstr(err->message, *w) != NULL) has_word = 1;
+  if (code != (int)want || !has_word)
+    fprintf(stderr, "  tls=%d ca=%s name=%s: code %d, message \"%s\"\n", (int)tls,
+            ca_file ? ca_file : "(NULL)", server_name ? server_name : "(NULL)", code,
+            err->message);
+  infinicache_error_free(err);
+  CHECK(code == (int)want, "code %d, want %d", code, (int)want);
+  CHECK(has_word, "the message does not say why");
+  CHECK(client == NULL, "out not reset on failure");
+  return 1;
+}
+
+static int test_tls_round_trips(void) {
+  /* A copy freed right after connecting: the library keeps none of it. */
+  char *ca = strdup(tls_ca);
+  CHECK(ca != NULL, "strdup");
+  infinicache_client *client = NULL;
+  infinicache_error *err = tls_connect(proxy, false, ca, NULL, &client);
+  memset(ca, 'x', strlen(ca));
+  free(ca);
+  CHECK_OK(err);
+  CHECK(client != NULL, "no client");
+  int ok = round_trip(client, "c/tls/small", 1024) &&
+           round_trip(client, "c/tls/large", 1024 * 1024) && test_delete_exists(client);
+  infinicache_client_free(client);
+  CHECK(ok, "operations over TLS");
+  return 1;
+}
+
+static int test_tls_server_name(void) {
+  /* The certificate names localhost and 127.0.0.1: "localhost:PORT" verifies
+   * by the address's host, "127.0.0.1:PORT" with tls_server_name. */
+  const char *port = strrchr(proxy, ':');
+  CHECK(port != NULL, "no port in %s", proxy);
+  char by_name[64];
+  snprintf(by_name, sizeof by_name, "localhost%s", port);
+  infinicache_client *client = NULL;
+  CHECK_OK(tls_connect(by_name, true, tls_ca, NULL, &client));
+  int ok = round_trip(client, "c/tls/by-name", 4096);
+  infinicache_client_free(client);
+  CHECK(ok, "round trip via %s", by_name);
+  client = NULL;
+  CHECK_OK(tls_connect(proxy, true, tls_ca, "localhost", &client));
+  ok = round_trip(client, "c/tls/server-name", 4096);
+  infinicache_client_free(client);
+  CHECK(ok, "round trip with tls_server_name");
+  /* A name the certificate does not carry fails the handshake. */
+  const char *why[] = {"TLS", NULL};
+  return expect_tls_failure(proxy, false, tls_ca, "other.example", INFINICACHE_UNAVAILABLE, why);
+}
+
+static int test_plain_client_is_unavailable(void) {
+  /* Zero-initialised TLS fields mean plain TCP, which a TLS proxy refuses. */
+  infinicache_client *client = NULL;
+  CHECK_CODE(infinicache_client_new(&proxy, 1, NULL, &client), INFINICACHE_UNAVAILABLE);
+  CHECK(client == NULL, "client set by a refused connect");
+  const char *why[] = {"TLS", NULL};
+  return expect_tls_failure(proxy, false, NULL, NULL, INFINICACHE_UNAVAILABLE, why);
+}
+
+static int test_other_ca_is_unavailable(void) {
+  const char *why[] = {"TLS", "certificate", NULL};
+  return expect_tls_failure(proxy, false, tls_other_ca, NULL, INFINICACHE_UNAVAILABLE, why) &&
+         expect_tls_failure(proxy, true, tls_other_ca, "localhost", INFINICACHE_UNAVAILABLE, why);
+}
+
+static int test_tls_invalid_arguments(void) {
+  const char *missing[] = {"/nonexistent/ca.pem", NULL};
+  const char *empty[] = {"tls_ca_file is empty", NULL};
+  const char *bad_name[] = {"not a valid name", NULL};
+  return expect_tls_failure(proxy, false, "/nonexistent/ca.pem", NULL,
+                            INFINICACHE_INVALID_ARGUMENT, missing) &&
+         expect_tls_failure(proxy, true, "", NULL, INFINICACHE_INVALID_ARGUMENT, empty) &&
+         expect_tls_failure(proxy, false, tls_ca, "not a name", INFINICACHE_INVALID_ARGUMENT,
+                            bad_name);
+}
+
 #define RUN(test)                                     \
   do {                                                \
     double start_ = now_s();                          \
@@ -417,12 +528,27 @@ static int secret_suite(void) {
   return failed == 0 ? 0 : 1;
 }
 
+static int tls_suite(void) {
+  RUN(test_tls_round_trips());
+  RUN(test_tls_server_name());
+  RUN(test_plain_client_is_unavailable());
+  RUN(test_other_ca_is_unavailable());
+  RUN(test_tls_invalid_arguments());
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   int stopped = argc > 2 && strcmp(argv[1], "--stopped-proxy") == 0;
   int with_secret = argc > 3 && strcmp(argv[1], "--secret") == 0;
+  int with_tls = argc > 4 && strcmp(argv[1], "--tls") == 0;
   if (with_secret) {
     secret = argv[2];
     proxy = argv[3];
+  } else if (with_tls) {
+    tls_ca = argv[2];
+    tls_other_ca = argv[3];
+    proxy = argv[4];
   } else {
     proxy = stopped ? argv[2] : argc > 1 ? argv[1] : getenv("INFINICACHE_PROXY");
   }
@@ -432,6 +558,7 @@ int main(int argc, char **argv) {
   }
   if (stopped) return stopped_proxy();
   if (with_secret) return secret_suite();
+  if (with_tls) return tls_suite();
 
   infinicache_client *client = connect_client();
   if (client == NULL) {

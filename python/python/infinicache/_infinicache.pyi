@@ -1,3 +1,4 @@
+import os
 from collections.abc import Awaitable, Sequence
 from types import TracebackType
 from typing import Optional, Type, Union
@@ -24,6 +25,9 @@ class Client:
         connect_timeout: float = 5.0,
         *,
         secret: Union[str, bytes, None] = None,
+        tls: bool = False,
+        tls_ca_file: Union[str, os.PathLike[str], None] = None,
+        tls_server_name: Optional[str] = None,
     ) -> None:
         """Connects to the proxies at `addresses` (``"host:port"``).
 
@@ -33,9 +37,19 @@ class Client:
         shared secret of proxies started with ``--secret`` (a `str` is sent as
         UTF-8; ``None`` or empty: none).
 
-        Raises `UnavailableError` if no proxy is reachable,
-        `UnauthorizedError` if a proxy requires a secret this client does not
-        give, and `InvalidArgumentError` for unusable settings.
+        `tls` connects over TLS, verifying the proxies' certificates against
+        the system's trust store; TLS is also on when `tls_ca_file` or
+        `tls_server_name` is given. `tls_ca_file` is a PEM file of CA
+        certificates to trust instead (for proxies with a private CA), and
+        `tls_server_name` the name their certificates must carry (and the SNI
+        sent) instead of the host part of each address.
+
+        Raises `UnavailableError` if no proxy is reachable (or a TLS
+        handshake fails: a proxy that requires TLS and a plain client, or a
+        certificate that does not verify), `UnauthorizedError` if a proxy
+        requires a secret this client does not give, and
+        `InvalidArgumentError` for unusable settings (including a TLS CA file
+        that cannot be read or an invalid server name).
         """
     def put(self, key: Key, data: Buffer) -> int:
         """Stores `data` under `key`, replacing any previous value; returns
@@ -79,6 +93,9 @@ class AsyncClient:
         connect_timeout: float = 5.0,
         *,
         secret: Union[str, bytes, None] = None,
+        tls: bool = False,
+        tls_ca_file: Union[str, os.PathLike[str], None] = None,
+        tls_server_name: Optional[str] = None,
     ) -> Awaitable[AsyncClient]:
         """Connects to the proxies (see `Client`)."""
     def put(self, key: Key, data: Buffer) -> Awaitable[int]: ...
