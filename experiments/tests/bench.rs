@@ -1,7 +1,8 @@
 //! The benchmark tool end to end, shrunk to a few operations per cell: it
-//! starts its own cache (native protocol and RESP frontend) and
-//! redis-server, measures every cell on all three, verifies every GET, and
-//! writes the table, the CSV and the charts. No timing is asserted (the
+//! starts its own cache (native protocol and RESP frontend), a second one
+//! with TLS on its client listener (native-tls) and redis-server, measures
+//! every cell on all four targets, verifies every GET, and writes the
+//! table, the CSV and the charts. No timing is asserted (the
 //! machines running tests are shared and slow).
 
 use infinicache_experiments::bench::servers::find_executable;
@@ -15,7 +16,8 @@ async fn tiny_cells_on_every_target_are_measured_verified_and_written() {
         find_executable(std::path::Path::new("redis-server")).is_some(),
         "redis-server is needed (make redis)"
     );
-    let targets = TargetKind::ALL.to_vec();
+    // Every target, the opt-in native-tls included.
+    let targets = TargetKind::EVERY.to_vec();
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = Settings {
         targets: targets.clone(),
@@ -73,6 +75,17 @@ async fn tiny_cells_on_every_target_are_measured_verified_and_written() {
         }
     }
     let table = report::table(&report);
-    assert!(table.contains("native  GET     1KiB"), "{table}");
-    assert!(report::comparison(&report).contains("Against redis-server"));
+    assert!(table.contains("native     GET     1KiB"), "{table}");
+    assert!(table.contains("native-tls GET     1KiB"), "{table}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("cache (TLS): ") && n.contains("--tls-cert")),
+        "{:?}",
+        report.notes
+    );
+    let comparison = report::comparison(&report);
+    assert!(comparison.contains("Against redis-server"), "{comparison}");
+    assert!(comparison.contains("TLS against plain TCP"), "{comparison}");
 }

@@ -637,7 +637,7 @@ pub async fn run_cells(
         let addr = servers
             .addr(kind)
             .ok_or_else(|| format!("no address for the {kind} target"))?;
-        targets.push(Target::connect(kind, addr, settings).await?);
+        targets.push(Target::connect(kind, addr, servers.tls_ca(), settings).await?);
     }
     let mut report = Report {
         notes: servers.notes.clone(),
@@ -646,7 +646,8 @@ pub async fn run_cells(
     let cells =
         targets.len() * settings.sizes.len() * settings.concurrency.len() * settings.ops.len();
     progress.plan(cells as u64);
-    progress.println(&super::report::header());
+    let width = super::report::target_width(settings.targets.iter().copied());
+    progress.println(&super::report::header(width));
     let max_conc = settings.max_concurrency();
     for &size in &settings.sizes {
         progress.message(format!("generating {} payloads", size_label(size)));
@@ -668,7 +669,7 @@ pub async fn run_cells(
             for &concurrency in &settings.concurrency {
                 for &op in &settings.ops {
                     let result = cell(settings, target, &keys, op, concurrency, progress).await?;
-                    progress.println(&super::report::row(&result));
+                    progress.println(&super::report::row(&result, width));
                     for message in &result.messages {
                         progress.println(&format!("    ! {message}"));
                     }

@@ -1,7 +1,9 @@
 //! The benchmark tool (`bench`): latency and throughput of the cache's
 //! native protocol, of its RESP (Redis protocol) frontend and of a plain
 //! redis-server, in one run on one machine, so that ratios compare like with
-//! like.
+//! like. On request (`--targets native,native-tls`), also the native
+//! protocol over TLS, against a second cache started with a test
+//! certificate, to measure what TLS costs.
 //!
 //! A run measures a grid of cells, (target × operation × object size ×
 //! concurrency), each a warm-up then a measured phase of a fixed duration
@@ -107,7 +109,7 @@ pub async fn run_redis_benchmark(
         .targets
         .iter()
         .copied()
-        .filter(|t| *t != TargetKind::Native)
+        .filter(|t| !matches!(t, TargetKind::Native | TargetKind::NativeTls))
         .collect();
     if targets.is_empty() {
         return Err("redis-benchmark measures the resp and redis targets: none selected".into());

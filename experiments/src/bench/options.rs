@@ -13,6 +13,11 @@ pub enum TargetKind {
     /// The cache's own protocol through `infinicache::Client` (erasure
     /// coding in the client, chunks in parallel through the proxy).
     Native,
+    /// The same client over TLS, against a second proxy whose client
+    /// listener has a certificate (`--tls-cert`/`--tls-key`). Not in
+    /// [`TargetKind::ALL`], the default: ask for it (`--targets
+    /// native,native-tls`).
+    NativeTls,
     /// The proxy's Redis-protocol frontend, through the `redis` crate.
     Resp,
     /// A plain `redis-server`, through the same `redis` client.
@@ -20,11 +25,21 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// The default targets of a run.
     pub const ALL: [TargetKind; 3] = [TargetKind::Native, TargetKind::Resp, TargetKind::Redis];
+
+    /// Every target, the opt-in ones ([`TargetKind::NativeTls`]) included.
+    pub const EVERY: [TargetKind; 4] = [
+        TargetKind::Native,
+        TargetKind::NativeTls,
+        TargetKind::Resp,
+        TargetKind::Redis,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             TargetKind::Native => "native",
+            TargetKind::NativeTls => "native-tls",
             TargetKind::Resp => "resp",
             TargetKind::Redis => "redis",
         }
@@ -43,10 +58,11 @@ impl FromStr for TargetKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "native" | "infinicache" => Ok(TargetKind::Native),
+            "native-tls" | "native_tls" | "nativetls" | "tls" => Ok(TargetKind::NativeTls),
             "resp" => Ok(TargetKind::Resp),
             "redis" | "redis-server" => Ok(TargetKind::Redis),
             other => Err(format!(
-                "unknown target {other:?} (expected native, resp or redis)"
+                "unknown target {other:?} (expected native, native-tls, resp or redis)"
             )),
         }
     }
@@ -200,11 +216,17 @@ pub struct Settings {
     pub parity_shards: usize,
     /// Cache nodes of the proxy the tool starts (0: `max(12, k + r)`).
     pub pool_size: usize,
-    /// Extra flags for the proxy the tool starts (after its own, so they
-    /// override them).
+    /// Extra flags for the proxies the tool starts (the native-tls one
+    /// too; after its own, so they override them).
     pub proxy_args: Vec<String>,
     /// Addresses of already running servers; `None`: start one.
     pub native_addr: Option<String>,
+    /// A TLS client listener of a running proxy (for `native-tls`).
+    pub native_tls_addr: Option<String>,
+    /// The CA certificates (PEM) `native-tls` trusts for `native_tls_addr`;
+    /// `None`: the system's trust store. Ignored when the tool starts the
+    /// TLS proxy itself (it trusts the test CA it made).
+    pub tls_ca: Option<PathBuf>,
     pub resp_addr: Option<String>,
     pub redis_addr: Option<String>,
     /// `redis-server` executable for the server the tool starts.
@@ -232,6 +254,8 @@ impl Default for Settings {
             pool_size: 0,
             proxy_args: Vec::new(),
             native_addr: None,
+            native_tls_addr: None,
+            tls_ca: None,
             resp_addr: None,
             redis_addr: None,
             redis_server: PathBuf::from("redis-server"),
@@ -322,6 +346,27 @@ mod tests {
         );
         assert!(parse_list("get,,put", str::parse::<Op>).is_err());
         assert!(parse_list("memcached", str::parse::<TargetKind>).is_err());
+    }
+
+    #[test]
+    fn native_tls_is_selectable_but_not_a_default() {
+        assert_eq!(
+            parse_list("native,native-tls", str::parse::<TargetKind>),
+            Ok(vec![TargetKind::Native, TargetKind::NativeTls])
+        );
+        for alias in ["native-tls", "NATIVE-TLS", " native_tls ", "tls"] {
+            assert_eq!(alias.parse(), Ok(TargetKind::NativeTls), "{alias}");
+        }
+        assert!("native-ssl".parse::<TargetKind>().is_err());
+        assert_eq!(TargetKind::NativeTls.name(), "native-tls");
+        assert_eq!(TargetKind::NativeTls.to_string(), "native-tls");
+        // Names round-trip through the parser.
+        for kind in TargetKind::EVERY {
+            assert_eq!(kind.name().parse(), Ok(kind));
+        }
+        assert!(!TargetKind::ALL.contains(&TargetKind::NativeTls));
+        assert!(TargetKind::EVERY.contains(&TargetKind::NativeTls));
+        assert_eq!(Settings::default().targets, TargetKind::ALL.to_vec());
     }
 
     #[test]

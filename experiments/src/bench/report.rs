@@ -10,7 +10,9 @@
 //! The comparison ([`comparison`]) puts each target next to redis-server
 //! for the same cell and checks the acceptance targets: for objects of
 //! 1 MiB and more, native GET throughput at least Redis's; for 1 KiB,
-//! native GET and PUT p50 within 3x of Redis's.
+//! native GET and PUT p50 within 3x of Redis's. When the run measured both
+//! native and native-tls, it also puts them side by side: what TLS costs
+//! ([`tls_overhead`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -57,10 +59,22 @@ fn fmt_load(load: Option<f64>) -> String {
     load.map_or("-".into(), |l| format!("{l:.2}"))
 }
 
-/// The table's header line.
-pub fn header() -> String {
+/// The width of the table's target column for `targets`: the longest
+/// name, and at least 7 (so tables without native-tls look as they always
+/// did).
+pub fn target_width(targets: impl IntoIterator<Item = TargetKind>) -> usize {
+    targets
+        .into_iter()
+        .map(|t| t.name().len())
+        .max()
+        .unwrap_or(0)
+        .max(7)
+}
+
+/// The table's header line, with a target column `width` wide.
+pub fn header(width: usize) -> String {
     format!(
-        "{:<7} {:<4} {:>7} {:>4} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>4} {:>5}",
+        "{:<width$} {:<4} {:>7} {:>4} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>4} {:>5}",
         "target",
         "op",
         "size",
@@ -79,10 +93,10 @@ pub fn header() -> String {
     )
 }
 
-/// One cell as a table line.
-pub fn row(c: &CellResult) -> String {
+/// One cell as a table line, with a target column `width` wide.
+pub fn row(c: &CellResult, width: usize) -> String {
     format!(
-        "{:<7} {:<4} {:>7} {:>4} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>4} {:>5}",
+        "{:<width$} {:<4} {:>7} {:>4} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>4} {:>5}",
         c.target.name(),
         c.op.label(),
         size_label(c.size),
@@ -107,9 +121,10 @@ pub fn table(report: &Report) -> String {
     for note in &report.notes {
         w!(out, "# {note}\n");
     }
-    w!(out, "{}\n", header());
+    let width = target_width(report.cells.iter().map(|c| c.target));
+    w!(out, "{}\n", header(width));
     for cell in &report.cells {
-        w!(out, "{}\n", row(cell));
+        w!(out, "{}\n", row(cell, width));
     }
     w!(
         out,
@@ -297,8 +312,87 @@ fn fmt_ratio(r: f64) -> String {
 }
 
 /// Each target next to redis-server, cell by cell, and the acceptance
-/// targets. Empty when the run had no redis cells.
+/// targets ([`against_redis`]); then native-tls next to native
+/// ([`tls_overhead`]). Empty when the run had neither redis cells nor both
+/// native and native-tls cells.
 pub fn comparison(report: &Report) -> String {
+    let redis = against_redis(report);
+    let tls = tls_overhead(report);
+    match (redis.is_empty(), tls.is_empty()) {
+        (_, true) => redis,
+        (true, false) => tls,
+        (false, false) => format!("{redis}\n{tls}"),
+    }
+}
+
+/// native-tls next to native, cell by cell: what TLS costs. Empty unless
+/// the run measured both.
+pub fn tls_overhead(report: &Report) -> String {
+    let mut out = String::new();
+    let has = |kind| report.cells.iter().any(|c| c.target == kind);
+    if !has(TargetKind::Native) || !has(TargetKind::NativeTls) {
+        return out;
+    }
+    w!(
+        out,
+        "TLS against plain TCP (ratios: native-tls / native; throughput below 1x and p50 above \
+         1x are what TLS costs)\n"
+    );
+    w!(
+        out,
+        "{:<4} {:>7} {:>4} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}\n",
+        "op",
+        "size",
+        "conc",
+        "MB/s",
+        "tls",
+        "thr",
+        "p50",
+        "tls",
+        "p50",
+        "p99",
+        "tls",
+        "p99",
+        "load"
+    );
+    for plain in report
+        .cells
+        .iter()
+        .filter(|c| c.target == TargetKind::Native)
+    {
+        let Some(tls) = report.cell(
+            TargetKind::NativeTls,
+            plain.op,
+            plain.size,
+            plain.concurrency,
+        ) else {
+            continue;
+        };
+        let secs = |c: &CellResult, q| c.quantile(q).as_secs_f64();
+        w!(
+            out,
+            "{:<4} {:>7} {:>4} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}\n",
+            plain.op.label(),
+            size_label(plain.size),
+            plain.concurrency,
+            fmt_rate(plain.mb_per_sec()),
+            fmt_rate(tls.mb_per_sec()),
+            fmt_ratio(ratio(tls.mb_per_sec(), plain.mb_per_sec())),
+            fmt_duration(plain.quantile(0.5)),
+            fmt_duration(tls.quantile(0.5)),
+            fmt_ratio(ratio(secs(tls, 0.5), secs(plain, 0.5))),
+            fmt_duration(plain.quantile(0.99)),
+            fmt_duration(tls.quantile(0.99)),
+            fmt_ratio(ratio(secs(tls, 0.99), secs(plain, 0.99))),
+            fmt_load(tls.load),
+        );
+    }
+    out
+}
+
+/// Each target next to redis-server, cell by cell, and the acceptance
+/// targets. Empty when the run had no redis cells.
+pub fn against_redis(report: &Report) -> String {
     let mut out = String::new();
     if !report.cells.iter().any(|c| c.target == TargetKind::Redis) {
         return out;
@@ -307,6 +401,7 @@ pub fn comparison(report: &Report) -> String {
         .into_iter()
         .filter(|&t| t != TargetKind::Redis)
         .collect();
+    let width = target_width(others.iter().copied());
     w!(
         out,
         "Against redis-server (ratios: target / redis; throughput above 1x and p50 below 1x \
@@ -314,7 +409,7 @@ pub fn comparison(report: &Report) -> String {
     );
     w!(
         out,
-        "{:<4} {:>7} {:>4} {:<7} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}\n",
+        "{:<4} {:>7} {:>4} {:<width$} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}\n",
         "op",
         "size",
         "conc",
@@ -346,7 +441,7 @@ pub fn comparison(report: &Report) -> String {
             );
             w!(
                 out,
-                "{:<4} {:>7} {:>4} {:<7} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}\n",
+                "{:<4} {:>7} {:>4} {:<width$} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}\n",
                 redis.op.label(),
                 size_label(redis.size),
                 redis.concurrency,
@@ -479,6 +574,110 @@ mod tests {
         );
         let svg = charts[0].1.to_svg();
         assert!(svg.contains("native p50") && svg.contains("redis p99"));
+    }
+
+    /// native (400 µs), native-tls (500 µs) and, with `redis`, redis
+    /// (100 µs): every op, 1 KiB and 1 MiB, concurrency 1 and 16.
+    fn sample_tls(redis: bool) -> Report {
+        let mut targets = vec![(TargetKind::Native, 400), (TargetKind::NativeTls, 500)];
+        if redis {
+            targets.push((TargetKind::Redis, 100));
+        }
+        let mut cells = Vec::new();
+        for (target, base) in targets {
+            for size in [1024, 1 << 20] {
+                for conc in [1, 16] {
+                    for op in [Op::Get, Op::Put] {
+                        cells.push(cell(target, op, size, conc, base));
+                    }
+                }
+            }
+        }
+        Report {
+            cells,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn native_tls_is_reported_like_the_others() {
+        let report = sample_tls(true);
+        let table = table(&report);
+        // The target column widens for the longer name, and every row of
+        // the table lines up with the header.
+        assert_eq!(target_width(TargetKind::ALL), 7);
+        assert_eq!(target_width(TargetKind::EVERY), 10);
+        assert!(table.contains("native-tls GET     1KiB"), "{table}");
+        assert!(table.contains("native     GET     1KiB"), "{table}");
+        let widths: Vec<usize> = table
+            .lines()
+            .filter(|l| {
+                l.starts_with("target") || l.starts_with("native") || l.starts_with("redis")
+            })
+            .map(|l| l.chars().count())
+            .collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{table}");
+        assert_eq!(
+            table
+                .lines()
+                .filter(|l| l.starts_with("native-tls "))
+                .count(),
+            8
+        );
+        let csv = csv(&report);
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with("native-tls,put,1048576,1MiB,16,100,0,0,")),
+            "{csv}"
+        );
+        let charts = charts(&report);
+        let svg = charts[0].1.to_svg();
+        assert!(svg.contains("native-tls p50") && svg.contains("native-tls p99"));
+        let throughput = &charts
+            .iter()
+            .find(|(n, _)| n == "throughput-get-1MiB")
+            .expect("throughput chart")
+            .1;
+        assert!(throughput.to_svg().contains("native-tls"));
+
+        let text = comparison(&report);
+        // Against redis: native-tls is a row like native, without checks.
+        assert!(text.contains("Against redis-server"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("GET     1KiB    1 native-tls")),
+            "{text}"
+        );
+        assert!(!text.contains("native-tls GET"), "{text}");
+        // native-tls against native: 0.80x the throughput, 1.25x the p50.
+        assert!(text.contains("TLS against plain TCP"), "{text}");
+        let tls = tls_overhead(&report);
+        assert_eq!(tls.lines().count(), 2 + 8, "{tls}");
+        let row = tls
+            .lines()
+            .find(|l| l.starts_with("PUT     1MiB   16"))
+            .expect("PUT 1MiB c=16 row");
+        assert!(row.contains("0.80x") && row.contains("1.25x"), "{row}");
+    }
+
+    #[test]
+    fn tls_overhead_needs_both_native_targets() {
+        // Without redis, the comparison is the TLS section alone.
+        let text = comparison(&sample_tls(false));
+        assert!(text.starts_with("TLS against plain TCP"), "{text}");
+        assert!(!text.contains("redis"), "{text}");
+        // Without native-tls, there is no TLS section.
+        assert!(tls_overhead(&sample()).is_empty());
+        assert!(!comparison(&sample()).contains("TLS"));
+        let only_tls = Report {
+            cells: sample_tls(false)
+                .cells
+                .into_iter()
+                .filter(|c| c.target == TargetKind::NativeTls)
+                .collect(),
+            ..Report::default()
+        };
+        assert!(comparison(&only_tls).is_empty());
     }
 
     #[test]

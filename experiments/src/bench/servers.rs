@@ -18,6 +18,11 @@
 //!   with its parity (an overwrite keeps the old version until the new one
 //!   commits), and at least the default 1024.
 //!
+//! For the native-tls target, a second cache like the first (same flags)
+//! with `--tls-cert`/`--tls-key`: a test CA and a server certificate for
+//! `localhost` and `127.0.0.1` made into a temporary directory that lives
+//! as long as the [`Servers`]; the client trusts that CA.
+//!
 //! The redis-server runs on a free loopback port with `--save ''
 //! --appendonly no` and is killed at the end.
 
@@ -27,6 +32,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use infinicache_tests::certs::TestCerts;
 use infinicache_tests::harness::TestCache;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -104,11 +110,60 @@ pub fn proxy_flags(settings: &Settings) -> Vec<String> {
     .into()
 }
 
+/// A directory of its own under the system's temporary directory,
+/// removed (with its contents) when dropped.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `<tmp>/<prefix>-<pid>-<n>`, a name no other directory has.
+    pub fn new(prefix: &str) -> Result<TempDir, String> {
+        let base = std::env::temp_dir();
+        let pid = std::process::id();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        for attempt in 0..100u32 {
+            let path = base.join(format!("{prefix}-{pid}-{nanos}-{attempt}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(TempDir { path }),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(err) => {
+                    return Err(format!("cannot create {}: {err}", path.display()));
+                }
+            }
+        }
+        Err(format!(
+            "cannot create a temporary directory in {}",
+            base.display()
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// The servers of one run and the addresses of every target.
 pub struct Servers {
     cache: Option<TestCache>,
+    /// The second cache, with TLS on its client listener (native-tls).
+    tls_cache: Option<TestCache>,
     redis: Option<RedisServer>,
     native: Option<String>,
+    native_tls: Option<String>,
+    /// The CA the native-tls client trusts (`None`: the system's roots).
+    tls_ca: Option<PathBuf>,
+    /// Where the TLS cache's certificates are; removed with the servers
+    /// (declared after the caches, so dropped after them).
+    certs_dir: Option<TempDir>,
     resp: Option<String>,
     redis_addr: Option<String>,
     /// What was started, with which flags (printed with the results).
@@ -120,8 +175,12 @@ impl Servers {
     pub async fn start(settings: &Settings, targets: &[TargetKind]) -> Result<Servers, String> {
         let mut servers = Servers {
             cache: None,
+            tls_cache: None,
             redis: None,
             native: settings.native_addr.clone(),
+            native_tls: settings.native_tls_addr.clone(),
+            tls_ca: settings.tls_ca.clone(),
+            certs_dir: None,
             resp: settings.resp_addr.clone(),
             redis_addr: settings.redis_addr.clone(),
             notes: Vec::new(),
@@ -159,6 +218,34 @@ impl Servers {
             }
             servers.cache = Some(cache);
         }
+        if wants(TargetKind::NativeTls) && servers.native_tls.is_none() {
+            workspace_bin("infinicache-node")?;
+            let dir = TempDir::new("infinicache-bench-certs")?;
+            let certs = TestCerts::generate(dir.path()).map_err(|err| {
+                format!(
+                    "cannot write test certificates into {}: {err}",
+                    dir.path().display()
+                )
+            })?;
+            let mut args = proxy_flags(settings);
+            args.extend(settings.proxy_args.iter().cloned());
+            let shown = args.join(" ");
+            args.push("--tls-cert".into());
+            args.push(certs.cert.display().to_string());
+            args.push("--tls-key".into());
+            args.push(certs.key.display().to_string());
+            let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let cache = TestCache::start(&arg_refs).await;
+            servers.notes.push(format!(
+                "cache (TLS): infinicache-proxy {shown} --tls-cert server.pem --tls-key \
+                 server.key (client {}, test CA)",
+                cache.client_addr
+            ));
+            servers.native_tls = Some(cache.client_addr.clone());
+            servers.tls_ca = Some(certs.ca);
+            servers.tls_cache = Some(cache);
+            servers.certs_dir = Some(dir);
+        }
         if wants(TargetKind::Redis) && servers.redis_addr.is_none() {
             let redis = RedisServer::start(&settings.redis_server).await?;
             servers
@@ -174,19 +261,30 @@ impl Servers {
     pub fn addr(&self, kind: TargetKind) -> Option<&str> {
         match kind {
             TargetKind::Native => self.native.as_deref(),
+            TargetKind::NativeTls => self.native_tls.as_deref(),
             TargetKind::Resp => self.resp.as_deref(),
             TargetKind::Redis => self.redis_addr.as_deref(),
         }
     }
 
-    /// Stops what was started.
+    /// The CA certificates (PEM) the native-tls client trusts: the test
+    /// CA of the TLS cache started, or `--tls-ca`; `None`: the system's.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
+    }
+
+    /// Stops what was started (and removes the test certificates).
     pub async fn stop(self) {
         if let Some(redis) = self.redis {
             redis.stop().await;
         }
+        if let Some(cache) = self.tls_cache {
+            cache.stop().await;
+        }
         if let Some(cache) = self.cache {
             cache.stop().await;
         }
+        drop(self.certs_dir);
     }
 }
 
@@ -360,6 +458,18 @@ mod tests {
             .unwrap_or(0);
         // 16 GiB × 1.2 × 3 / 12 = 4915.2 MiB, plus headroom.
         assert_eq!(mb, 4916 + 96);
+    }
+
+    #[test]
+    fn temp_dirs_are_distinct_and_removed() {
+        let a = TempDir::new("infinicache-bench-test").expect("temp dir");
+        let b = TempDir::new("infinicache-bench-test").expect("temp dir");
+        assert_ne!(a.path(), b.path());
+        std::fs::write(a.path().join("f"), b"x").expect("write");
+        let path = a.path().to_path_buf();
+        assert!(path.is_dir());
+        drop(a);
+        assert!(!path.exists());
     }
 
     #[test]

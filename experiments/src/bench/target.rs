@@ -4,6 +4,8 @@
 //! * native: `infinicache::Client` on the proxy's client port. One client
 //!   (one multiplexed connection per proxy) serves every worker, which is how
 //!   applications use it.
+//! * native-tls: the same client with [`TlsOptions`], trusting a given CA
+//!   (the test CA of the TLS proxy the tool starts) or the system's roots.
 //! * resp and redis: the `redis` crate's multiplexed async connection, on
 //!   the proxy's RESP port or on a redis-server. By default each worker opens
 //!   its own connection, as `redis-benchmark -c N` opens N; with
@@ -12,7 +14,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::path::Path;
+
 use infinicache::Client;
+use infinicache::client::TlsOptions;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 
@@ -47,24 +52,34 @@ pub enum Handle {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Target {
-    /// Connects to `addr` as `kind`.
+    /// Connects to `addr` as `kind`. `tls_ca`: the CA certificates (PEM)
+    /// the native-tls target trusts (`None`: the system's); unused by the
+    /// others.
     pub async fn connect(
         kind: TargetKind,
         addr: &str,
+        tls_ca: Option<&Path>,
         settings: &Settings,
     ) -> Result<Target, String> {
         let inner = match kind {
-            TargetKind::Native => {
-                let client = Client::builder()
+            TargetKind::Native | TargetKind::NativeTls => {
+                let mut builder = Client::builder()
                     .proxy(addr)
                     .data_shards(settings.data_shards)
                     .parity_shards(settings.parity_shards)
                     .timeout(settings.op_timeout)
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .name("infinicache-bench")
-                    .connect()
-                    .await
-                    .map_err(|err| format!("cannot connect to the proxy at {addr}: {err}"))?;
+                    .name("infinicache-bench");
+                if kind == TargetKind::NativeTls {
+                    let mut tls = TlsOptions::new();
+                    if let Some(ca) = tls_ca {
+                        tls = tls.ca_file(ca);
+                    }
+                    builder = builder.tls(tls);
+                }
+                let client = builder.connect().await.map_err(|err| {
+                    format!("cannot connect to the proxy at {addr} ({kind}): {err}")
+                })?;
                 Inner::Native(client)
             }
             TargetKind::Resp | TargetKind::Redis => {

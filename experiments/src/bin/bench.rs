@@ -6,6 +6,7 @@
 //! make bench-redis                                   # the defaults below
 //! make bench-redis ARGS="--sizes 1KiB,1MiB --duration 5s --targets native,redis"
 //! make bench-redis ARGS="--redis-benchmark"          # redis-benchmark: RESP vs redis-server
+//! make bench-redis ARGS="--targets native,native-tls" # what TLS costs the native client
 //! ./target/release/bench --native 10.0.0.5:6378 --redis 10.0.0.6:6379 --targets native,redis
 //! ```
 //!
@@ -29,7 +30,9 @@ use infinicache_experiments::bench::{
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Args {
-    /// Targets, comma-separated: native, resp, redis.
+    /// Targets, comma-separated: native, resp, redis, and (not by default)
+    /// native-tls: the native client over TLS, against a second cache
+    /// started with a test certificate.
     #[arg(long, default_value = "native,resp,redis")]
     targets: String,
     /// Operations, comma-separated: get, put.
@@ -67,13 +70,21 @@ struct Args {
     /// Cache nodes of the proxy started (0: max(12, k + r)).
     #[arg(long, default_value_t = 0)]
     pool_size: usize,
-    /// Extra flags for the proxy started, whitespace-separated; they
-    /// override the tool's (e.g. "--cos dir").
+    /// Extra flags for the proxies started (the native-tls one too),
+    /// whitespace-separated; they override the tool's (e.g. "--cos dir").
     #[arg(long, allow_hyphen_values = true, default_value = "")]
     proxy_args: String,
     /// Measure this proxy client address instead of starting a cache.
     #[arg(long)]
     native: Option<String>,
+    /// Measure this TLS client listener (native-tls) instead of starting a
+    /// second cache; see --tls-ca.
+    #[arg(long)]
+    native_tls: Option<String>,
+    /// The CA certificates (PEM) to trust for --native-tls (default: the
+    /// system's trust store).
+    #[arg(long, requires = "native_tls")]
+    tls_ca: Option<PathBuf>,
     /// Measure this RESP frontend address instead of starting a cache.
     #[arg(long)]
     resp: Option<String>,
@@ -143,6 +154,8 @@ fn settings(args: &Args) -> Result<Settings, String> {
             .map(str::to_string)
             .collect(),
         native_addr: args.native.clone(),
+        native_tls_addr: args.native_tls.clone(),
+        tls_ca: args.tls_ca.clone(),
         resp_addr: args.resp.clone(),
         redis_addr: args.redis.clone(),
         redis_server: args.redis_server.clone(),
