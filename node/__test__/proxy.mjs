@@ -11,26 +11,24 @@ import { promisify } from 'node:util'
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-export function proxyBinary(profile = 'debug') {
-  const bin = process.env.INFINICACHE_PROXY_BIN || join(repo, 'target', profile, 'infinicache-proxy')
+// A binary of the workspace's build, or the one the environment variable names.
+function builtBinary(name, envVar, profile) {
+  const bin = process.env[envVar] || join(repo, 'target', profile, name)
   if (!existsSync(bin)) {
     throw new Error(
-      `infinicache-proxy not found at ${bin}: run cargo build --workspace --bins ` +
-        '(or set INFINICACHE_PROXY_BIN to the proxy binary)',
+      `${name} not found at ${bin}: run cargo build --workspace --bins ` +
+        `(or set ${envVar} to the ${name} binary)`,
     )
   }
   return bin
 }
 
+export function proxyBinary(profile = 'debug') {
+  return builtBinary('infinicache-proxy', 'INFINICACHE_PROXY_BIN', profile)
+}
+
 export function testCertsBinary(profile = 'debug') {
-  const bin = process.env.INFINICACHE_TEST_CERTS_BIN || join(repo, 'target', profile, 'test-certs')
-  if (!existsSync(bin)) {
-    throw new Error(
-      `test-certs not found at ${bin}: run cargo build --workspace --bins ` +
-        '(or set INFINICACHE_TEST_CERTS_BIN to the test-certs binary)',
-    )
-  }
-  return bin
+  return builtBinary('test-certs', 'INFINICACHE_TEST_CERTS_BIN', profile)
 }
 
 /**

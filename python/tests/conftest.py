@@ -40,28 +40,25 @@ PROXY_ARGS = [
 ]
 
 
-def proxy_binary() -> Path:
-    configured = os.environ.get("INFINICACHE_PROXY_BIN")
-    path = Path(configured) if configured else REPO / "target" / "debug" / "infinicache-proxy"
+def built_binary(name: str, env_var: str) -> Path:
+    """A binary of the workspace's debug build, or the one `env_var` names."""
+    configured = os.environ.get(env_var)
+    path = Path(configured) if configured else REPO / "target" / "debug" / name
     if not path.is_file():
         pytest.fail(
-            f"infinicache-proxy binary not found at {path}: run "
-            "`cargo build --workspace --bins` first (or set INFINICACHE_PROXY_BIN)",
+            f"{name} binary not found at {path}: run "
+            f"`cargo build --workspace --bins` first (or set {env_var})",
             pytrace=False,
         )
     return path
+
+
+def proxy_binary() -> Path:
+    return built_binary("infinicache-proxy", "INFINICACHE_PROXY_BIN")
 
 
 def test_certs_binary() -> Path:
-    configured = os.environ.get("INFINICACHE_TEST_CERTS_BIN")
-    path = Path(configured) if configured else REPO / "target" / "debug" / "test-certs"
-    if not path.is_file():
-        pytest.fail(
-            f"test-certs binary not found at {path}: run "
-            "`cargo build --workspace --bins` first (or set INFINICACHE_TEST_CERTS_BIN)",
-            pytrace=False,
-        )
-    return path
+    return built_binary("test-certs", "INFINICACHE_TEST_CERTS_BIN")
 
 
 class Certs(NamedTuple):

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use infinicache::Client;
 use infinicache::client::ErrorKind;
-use infinicache_tests::harness::{TestCache, proxy_command, random_bytes};
+use infinicache_tests::harness::{SMALL_POOL, TestCache, proxy_command, random_bytes};
 use redis::AsyncConnectionConfig;
 
 const SECRET: &str = "correct horse battery staple";
@@ -119,14 +119,7 @@ async fn the_secret_stays_out_of_the_output() {
             "--resp-listen",
             "127.0.0.1:0",
         ])
-        .args([
-            "--pool-size",
-            "6",
-            "--data-shards",
-            "4",
-            "--parity-shards",
-            "2",
-        ])
+        .args(SMALL_POOL)
         .arg("--data-dir")
         .arg(data.path())
         .env("INFINICACHE_SECRET", SECRET)
