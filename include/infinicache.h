@@ -119,9 +119,12 @@ typedef struct infinicache_error {
  * Client settings. Start from `infinicache_options_default()` and change
  * the fields you need; every field's zero-ish value means "default".
  *
- * New fields are only ever added at the end, so positional initialisers of
- * the older fields stay valid; a zero-initialised struct connects over
- * plain TCP.
+ * New fields are only ever added at the end, so source that fills the
+ * older fields (by name or position) still compiles and means the same; a
+ * zero-initialised struct connects over plain TCP. Adding a field changes
+ * the struct's size, though, so a program must be recompiled against the
+ * header of the library it runs with (see "Compatibility" in
+ * ffi/README.md).
  */
 typedef struct infinicache_options {
   /**

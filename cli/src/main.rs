@@ -55,8 +55,12 @@ struct ClientArgs {
     #[arg(long, env = "INFINICACHE_SECRET", hide_env_values = true)]
     secret: Option<String>,
     /// Connect over TLS, verifying the proxy against the system's CAs (or
-    /// --tls-ca).
-    #[arg(long, env = "INFINICACHE_TLS")]
+    /// --tls-ca). INFINICACHE_TLS=1 (or true, yes, on) does the same.
+    #[arg(
+        long,
+        env = "INFINICACHE_TLS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     tls: bool,
     /// Connect over TLS, trusting the CA certificates of this PEM file.
     #[arg(long, value_name = "FILE", env = "INFINICACHE_TLS_CA")]

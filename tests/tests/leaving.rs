@@ -3,11 +3,16 @@
 //! a request whose node left or was reclaimed under it is sent again on the
 //! node's next invocation (node requests are idempotent).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use infinicache::codec::{Chunk, CodecParams, ObjectCodec};
+use infinicache::protocol::{ClientReply, ClientRequest, Encode, Key};
 use infinicache_tests::harness::{TestCache, eventually, random_bytes};
+use infinicache_tests::raw::{handshaken, reply};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
 
 /// PUTs (each followed by a GET) per client in the churn test.
 const ROUNDS: usize = 150;
@@ -150,5 +155,80 @@ async fn a_put_survives_its_node_reclaimed_mid_request() {
     // The earlier object lost its chunk on node 2 and is still readable.
     let got = client.get("before").await.expect("get").expect("present");
     assert!(got == first, "the earlier object changed");
+    cache.stop().await;
+}
+
+/// GETs pipelined by a client that does not read its replies.
+const STALLED_GETS: u64 = 600;
+
+/// A client pipelines GETs and reads nothing: its replies back up, and
+/// most of the GETs wait to hand their chunks to the connection. The chunk
+/// requests must still run to the end, so every node is let go a billing
+/// tick later instead of staying invoked (and billed) for as long as the
+/// client pleases. The replies are all there when the client does read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_slowly_does_not_keep_nodes_invoked() {
+    let cache = TestCache::small(&[
+        "--cos",
+        "off",
+        "--node-idle-timeout",
+        "0s",
+        // Far longer than the test: the proxy must not cut the client.
+        "--client-write-timeout",
+        "600s",
+    ])
+    .await;
+    let client = cache.client(4, 2).await;
+    let object = random_bytes(64 * 1024 + 5);
+    client.put("slow", object.clone()).await.expect("put");
+
+    // 600 objects of 6 chunks, some 60 MB: more than the reply queue and
+    // the socket buffers hold.
+    let (mut reader, mut write) = handshaken(&cache.client_addr).await;
+    let get = ClientRequest::Get {
+        key: Key::try_from("slow").expect("key"),
+    };
+    for id in 1..=STALLED_GETS {
+        write
+            .write_all(&get.encode(id).to_bytes())
+            .await
+            .expect("write");
+    }
+    eventually(
+        "every node returned while the client was not reading",
+        || async {
+            let status = cache.status().await;
+            status["nodes"]
+                .as_array()
+                .is_some_and(|nodes| nodes.iter().all(|node| node["phase"] == "idle"))
+        },
+    )
+    .await;
+
+    // Now read: every GET streams its header and all six chunks, and any
+    // four of them give the object back.
+    let codec = ObjectCodec::new(CodecParams::new(4, 2).expect("params"));
+    let mut chunks: HashMap<u64, Vec<Chunk>> = HashMap::new();
+    let (mut headers, mut received) = (0, 0);
+    while headers < STALLED_GETS || received < 6 * STALLED_GETS {
+        match reply(&mut reader).await {
+            (_, ClientReply::Object { object_len, .. }) => {
+                assert_eq!(object_len, object.len() as u64);
+                headers += 1;
+            }
+            (id, ClientReply::Chunk(chunk)) => {
+                received += 1;
+                chunks.entry(id).or_default().push(chunk);
+            }
+            (id, other) => panic!("GET {id}: {other:?}"),
+        }
+    }
+    assert_eq!(chunks.len() as u64, STALLED_GETS, "a GET went unanswered");
+    for (id, got) in chunks {
+        assert_eq!(got.len(), 6, "GET {id}");
+        let decoded = codec.decode(&got[2..]).expect("decode");
+        assert!(decoded == object, "GET {id} returned other bytes");
+    }
+    drop(write);
     cache.stop().await;
 }

@@ -249,5 +249,19 @@ async fn the_cli_connects_over_tls() {
     assert_eq!(plain.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&plain.stderr);
     assert!(stderr.contains("TLS"), "{stderr}");
+
+    // INFINICACHE_TLS=1 turns TLS on as --tls does: the handshake happens,
+    // and fails on the test CA, which the system does not trust; =0 is off.
+    let by_env = |value: &str| {
+        let mut command = cache.cli(&["get", "cli-key"]);
+        command.env("INFINICACHE_TLS", value);
+        command
+    };
+    let on = by_env("1").output().await.expect("run get");
+    let stderr = String::from_utf8_lossy(&on.stderr);
+    assert_eq!(on.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    let off = by_env("0").output().await.expect("run get");
+    assert_eq!(off.stderr, plain.stderr, "INFINICACHE_TLS=0 is plain text");
     cache.stop().await;
 }

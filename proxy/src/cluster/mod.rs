@@ -293,6 +293,18 @@ impl Cluster {
         node: NodeId,
         kind: InvocationKind,
     ) -> Result<LinkClaim, NodeError> {
+        let deadline = Instant::now() + self.config.connect_timeout;
+        self.link_until(node, kind, deadline).await
+    }
+
+    /// Like [`Cluster::link_for`], giving up at `deadline` rather than a
+    /// connect timeout from now.
+    async fn link_until(
+        self: &Arc<Self>,
+        node: NodeId,
+        kind: InvocationKind,
+        deadline: Instant,
+    ) -> Result<LinkClaim, NodeError> {
         let slot = self.slot(node)?;
         match slot.acquire() {
             Acquire::Ready(link) => Ok(link),
@@ -301,7 +313,7 @@ impl Cluster {
                 if let Some(token) = invoke {
                     self.spawn_invocation(node, kind, Some(token));
                 }
-                match tokio::time::timeout(self.config.connect_timeout, link).await {
+                match tokio::time::timeout_at(deadline.into(), link).await {
                     Ok(Ok(result)) => result,
                     Ok(Err(_)) => Err(NodeError::Unavailable {
                         node,
@@ -325,8 +337,8 @@ impl Cluster {
     /// * refused by a link that was sealed under it (the node was let go
     ///   between routing and sending, which claims should make impossible):
     ///   it never left the proxy, so this is not a failed attempt, and it
-    ///   waits for the next invocation for as long as the connect timeout
-    ///   allows, counted from the first attempt;
+    ///   waits for the next invocation within the connect timeout it was
+    ///   already waiting under (however many links refused it meanwhile);
     /// * lost in flight (the connection closed under it: the environment
     ///   was reclaimed, or the node left at its deadline): retried on up to
     ///   [`CALL_ATTEMPTS`] links in all, so a request that keeps killing its
@@ -342,9 +354,15 @@ impl Cluster {
     ) -> Result<NodeReply, NodeError> {
         let timeout = self.config.node_request_timeout;
         let started = Instant::now();
+        // The first link, and each after a lost request (a new invocation
+        // may have to start), gets a whole connect timeout; a request that
+        // was refused unsent waits on within the same one.
+        let mut link_deadline = started + self.config.connect_timeout;
         let mut attempt = 0;
         loop {
-            let claim = self.link(node).await?;
+            let claim = self
+                .link_until(node, InvocationKind::Serve, link_deadline)
+                .await?;
             let result = tokio::time::timeout(timeout, claim.call(request)).await;
             // Release the claim before waiting for another link: the node
             // this one leads to may go.
@@ -360,8 +378,9 @@ impl Cluster {
                     let unsent = reason == node::LEAVING;
                     if !unsent {
                         attempt += 1;
+                        link_deadline = Instant::now() + self.config.connect_timeout;
                     }
-                    let out_of_time = started.elapsed() >= self.config.connect_timeout;
+                    let out_of_time = Instant::now() >= link_deadline;
                     if attempt >= CALL_ATTEMPTS || (unsent && out_of_time) {
                         return Err(NodeError::Unavailable { node, reason });
                     }

@@ -17,17 +17,18 @@
 //! manifest, object store) when it is next looked up, and by a periodic
 //! sweep ([`spawn_expiry_sweep`]) for keys nobody reads.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
 use infinicache::CodecParams;
 use infinicache::codec::{Chunk, CodecError};
 use infinicache::protocol::{
     ClientReply, ErrorCode, ErrorReply, Key, NodeReply, NodeRequest, PutChunk,
 };
+use tokio::task::{self, JoinSet};
 
 use crate::cluster::Cluster;
 use crate::cluster::leases::ReadLease;
@@ -354,13 +355,21 @@ fn durable_is_sync(cluster: &Cluster) -> bool {
 
 /// The chunks of one version of an object, being fetched.
 ///
-/// Nothing is fetched until [`ObjectFetch::next`] is polled; dropping the
-/// fetch drops the node requests still outstanding (a cancelled GET).
+/// Every chunk is fetched by a task of its own, so the node requests run to
+/// the end whether or not the caller is polling: a client that reads its
+/// GET slowly must not keep a node's connection claimed (and the node
+/// billed, since it may not leave while a request is out) for as long as
+/// it pleases. The price is that finished chunks wait here, at most one
+/// object's `k + r` chunks per GET, until [`ObjectFetch::next`] takes them.
+/// Dropping the fetch aborts the requests still outstanding (a cancelled
+/// GET).
 pub struct ObjectFetch {
     pub version: u64,
     pub object_len: u64,
     pub params: CodecParams,
-    fetches: FuturesUnordered<BoxFuture<'static, ClientReply>>,
+    fetches: JoinSet<ClientReply>,
+    /// Which chunk each task fetches, to answer for a task that panicked.
+    indices: HashMap<task::Id, u8>,
     /// Keeps the version's chunks (in memory and the object store) until
     /// the fetch is over, whatever PUTs and DELETEs commit meanwhile.
     _lease: ReadLease,
@@ -370,7 +379,16 @@ impl ObjectFetch {
     /// The next chunk (or chunk failure) of the version, in the order the
     /// nodes answer; `None` once every chunk has been answered.
     pub async fn next(&mut self) -> Option<ClientReply> {
-        self.fetches.next().await
+        match self.fetches.join_next_with_id().await? {
+            Ok((_, reply)) => Some(reply),
+            // Not cancelled (only dropping the fetch aborts its tasks), so
+            // the task panicked: a bug, but only this chunk's failure.
+            Err(err) => Some(failed(
+                self.indices.get(&err.id()).copied().unwrap_or(u8::MAX),
+                ErrorCode::Internal,
+                format!("fetching the chunk failed: {err}"),
+            )),
+        }
     }
 }
 
@@ -396,11 +414,12 @@ pub fn fetch_object(cluster: &Arc<Cluster>, key: &Key) -> Option<ObjectFetch> {
         // Read from a degraded bucket: move it forward (if it is in one).
         cluster.request_move(key.clone(), version);
     }
-    let fetches: FuturesUnordered<BoxFuture<'static, ClientReply>> = FuturesUnordered::new();
+    let mut fetches = JoinSet::new();
+    let mut indices = HashMap::with_capacity(object.placement.len());
     for (index, node) in object.placement.iter().copied().enumerate() {
         let index = index as u8;
         let (cluster, key) = (cluster.clone(), key.clone());
-        fetches.push(Box::pin(async move {
+        let task = fetches.spawn(async move {
             match node {
                 Some(node) => from_node(&cluster, &key, version, index, node).await,
                 None => {
@@ -414,13 +433,15 @@ pub fn fetch_object(cluster: &Arc<Cluster>, key: &Key) -> Option<ObjectFetch> {
                     .await
                 }
             }
-        }));
+        });
+        indices.insert(task.id(), index);
     }
     Some(ObjectFetch {
         version,
         object_len: object.size,
         params: object.params,
         fetches,
+        indices,
         _lease: lease,
     })
 }
