@@ -93,14 +93,19 @@ async fn puts_succeed_while_idle_nodes_keep_leaving() {
     );
     // A node is kept only while requests routed to it are unanswered: once
     // the load stops, every one of them returns (no claim was leaked).
-    eventually("every node returned once the load stopped", || async {
-        let status = cache.status().await;
-        status["nodes"]
-            .as_array()
-            .is_some_and(|nodes| nodes.iter().all(|node| node["phase"] == "idle"))
+    eventually("every node returned once the load stopped", || {
+        every_node_idle(&cache)
     })
     .await;
     cache.stop().await;
+}
+
+/// Whether the proxy reports every node idle: none is invoked, so none is
+/// held by a request routed to it.
+async fn every_node_idle(cache: &TestCache) -> bool {
+    cache.status().await["nodes"]
+        .as_array()
+        .is_some_and(|nodes| nodes.iter().all(|node| node["phase"] == "idle"))
 }
 
 /// A node's environment is reclaimed while a chunk store is in flight on it
@@ -196,12 +201,7 @@ async fn a_client_that_reads_slowly_does_not_keep_nodes_invoked() {
     }
     eventually(
         "every node returned while the client was not reading",
-        || async {
-            let status = cache.status().await;
-            status["nodes"]
-                .as_array()
-                .is_some_and(|nodes| nodes.iter().all(|node| node["phase"] == "idle"))
-        },
+        || every_node_idle(&cache),
     )
     .await;
 

@@ -353,11 +353,10 @@ impl Cluster {
         request: &NodeRequest,
     ) -> Result<NodeReply, NodeError> {
         let timeout = self.config.node_request_timeout;
-        let started = Instant::now();
         // The first link, and each after a lost request (a new invocation
         // may have to start), gets a whole connect timeout; a request that
         // was refused unsent waits on within the same one.
-        let mut link_deadline = started + self.config.connect_timeout;
+        let mut link_deadline = Instant::now() + self.config.connect_timeout;
         let mut attempt = 0;
         loop {
             let claim = self
